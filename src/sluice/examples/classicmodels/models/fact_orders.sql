@@ -1,0 +1,25 @@
+-- One row per order line. Dimensions are joined with LEFT JOIN so that a missing
+-- dimension row shows up as a NULL key (caught by the checks) instead of silently
+-- dropping the line; the location comes through the customer, never via postalCode.
+SELECT
+    od.orderNumber,
+    od.orderLineNumber,
+    dc.customer_key,
+    dc.location_key,
+    dp.product_key,
+    de.employee_key,
+    CAST(strftime(o.orderDate, '%Y%m%d') AS INTEGER) AS order_date_key,
+    o.orderDate,
+    o.requiredDate,
+    o.shippedDate,
+    o.status,
+    od.quantityOrdered,
+    od.priceEach,
+    CAST(od.quantityOrdered * od.priceEach AS DECIMAL(18, 2)) AS orderAmount,
+    dp.buyPrice,
+    dp.MSRP
+FROM raw.orderdetails AS od
+LEFT JOIN raw.orders AS o ON o.orderNumber = od.orderNumber
+LEFT JOIN gold.dim_customers AS dc ON dc.customerNumber = o.customerNumber
+LEFT JOIN gold.dim_products AS dp ON dp.productCode = od.productCode
+LEFT JOIN gold.dim_employees AS de ON de.employeeNumber = dc.salesRepEmployeeNumber

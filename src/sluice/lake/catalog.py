@@ -1,0 +1,245 @@
+"""The lake: Iceberg tables in a pyiceberg SQL catalog, data and metadata in the warehouse.
+
+DuckDB writes the Parquet files; this module commits them. A commit replaces a table's
+rows with exactly the given files, atomically: readers see the old snapshot or the new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sluice.core import TableCommit, TableName, WrittenTable
+from sluice.errors import LakeError, NotFoundError, did_you_mean
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.table import Table
+
+RUN_ID_PROPERTY = "sluice.run-id"
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """A column of a lake table."""
+
+    name: str
+    type: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One entry of a table's snapshot history."""
+
+    snapshot_id: int
+    committed_at: datetime
+    operation: str
+    rows: int
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A lake table as the catalog sees it now."""
+
+    table: TableName
+    rows: int
+    files: int
+    snapshot_id: int | None
+    location: str
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    """Columns, size and snapshot history of a lake table."""
+
+    info: TableInfo
+    columns: tuple[ColumnInfo, ...]
+    snapshots: tuple[SnapshotInfo, ...]
+
+
+def sqlalchemy_url(uri: str, *, root: Path) -> str:
+    """Resolve a relative ``sqlite:///`` catalog URI against the project root.
+
+    >>> sqlalchemy_url("sqlite:///.sluice/catalog.db", root=Path("/p"))
+    'sqlite:////p/.sluice/catalog.db'
+    """
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{root / uri.removeprefix('sqlite:///')}"
+    return uri
+
+
+class Lake:
+    """The project's Iceberg catalog and warehouse."""
+
+    def __init__(self, *, catalog_uri: str, warehouse: Path) -> None:
+        self.catalog_uri = catalog_uri
+        self.warehouse = warehouse
+
+    @cached_property
+    def catalog(self) -> SqlCatalog:
+        """The pyiceberg SQL catalog (opened on first use)."""
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        if self.catalog_uri.startswith("sqlite:////"):
+            Path(self.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        self.warehouse.mkdir(parents=True, exist_ok=True)
+        try:
+            return SqlCatalog(
+                "sluice", uri=self.catalog_uri, warehouse=self.warehouse.resolve().as_uri()
+            )
+        except Exception as exc:
+            raise LakeError(f"Cannot open the Iceberg catalog at {self.catalog_uri}: {exc}") from exc
+
+    def table_dir(self, table: TableName) -> Path:
+        """The folder of a table's data and metadata (pyiceberg's default layout)."""
+        return self.warehouse.resolve() / f"{table.database}.db" / table.name
+
+    def data_dir(self, table: TableName) -> Path:
+        """The folder Parquet data files of a table are written to."""
+        return self.table_dir(table) / "data"
+
+    def ensure_database(self, database: str) -> None:
+        """Create a catalog namespace if it does not exist yet."""
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
+        try:
+            self.catalog.create_namespace(database)
+        except NamespaceAlreadyExistsError:
+            pass
+
+    def commit(
+        self, written: WrittenTable, *, schema: Any, run_id: str
+    ) -> TableCommit:
+        """Replace the table's rows with ``written.files`` in one Iceberg commit.
+
+        ``schema`` is the files' pyarrow schema. New columns are added to the table's
+        schema; a table that does not exist yet is created.
+        """
+        from pyiceberg.exceptions import NoSuchTableError
+        from pyiceberg.expressions import AlwaysTrue
+
+        ident = (written.table.database, written.table.name)
+        properties = {RUN_ID_PROPERTY: run_id}
+        try:
+            try:
+                table = self.catalog.load_table(ident)
+            except NoSuchTableError:
+                table = self.catalog.create_table(
+                    ident, schema=schema, location=self.table_dir(written.table).as_uri()
+                )
+            with table.transaction() as tx:
+                if _schema_changed(table, schema):
+                    with tx.update_schema() as update:
+                        update.union_by_name(schema)
+                if table.current_snapshot() is not None:
+                    tx.delete(AlwaysTrue(), snapshot_properties=properties)
+                tx.add_files(list(written.files), snapshot_properties=properties)
+            table = self.catalog.load_table(ident)
+        except LakeError:
+            raise
+        except Exception as exc:
+            raise LakeError(
+                f"Commit of {written.table} failed: {exc}",
+                hint="The table still reads its previous snapshot; fix the cause and rerun.",
+            ) from exc
+        snapshot = table.current_snapshot()
+        assert snapshot is not None
+        return TableCommit(
+            table=written.table,
+            snapshot_id=snapshot.snapshot_id,
+            metadata_location=table.metadata_location,
+            files=written.files,
+            rows=written.rows,
+        )
+
+    def load(self, table: TableName) -> Table:
+        """Load a table, or raise NotFoundError naming the tables that do exist."""
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+        try:
+            return self.catalog.load_table((table.database, table.name))
+        except (NoSuchTableError, NoSuchNamespaceError) as exc:
+            known = [str(t.table) for t in self.tables()]
+            raise NotFoundError(
+                f"Table {table} does not exist.{did_you_mean(str(table), known)}",
+                hint="List tables with 'sluice catalog tables'.",
+            ) from exc
+
+    def databases(self) -> list[str]:
+        """Namespaces in the catalog."""
+        if not self._catalog_exists():
+            return []
+        return sorted(".".join(ns) for ns in self.catalog.list_namespaces())
+
+    def tables(self, database: str | None = None) -> list[TableInfo]:
+        """Tables in one database, or in all of them."""
+        from pyiceberg.exceptions import NoSuchNamespaceError
+
+        databases = self.databases()
+        if database is not None:
+            if database not in databases:
+                raise NotFoundError(
+                    f"Database '{database}' does not exist.{did_you_mean(database, databases)}",
+                    hint=f"Databases: {', '.join(databases) or 'none yet; run a job first'}.",
+                )
+            databases = [database]
+        infos = []
+        for db in databases:
+            try:
+                idents = self.catalog.list_tables(db)
+            except NoSuchNamespaceError:
+                continue
+            for ident in sorted(idents):
+                infos.append(_table_info(TableName(db, ident[-1]), self.catalog.load_table(ident)))
+        return infos
+
+    def describe(self, table: TableName) -> TableDescription:
+        """Columns, row count and snapshot history of a table."""
+        loaded = self.load(table)
+        columns = tuple(
+            ColumnInfo(f.name, str(f.field_type), f.required) for f in loaded.schema().fields
+        )
+        snapshots = tuple(
+            SnapshotInfo(
+                snapshot_id=s.snapshot_id,
+                committed_at=datetime.fromtimestamp(s.timestamp_ms / 1000, tz=UTC),
+                operation=str(s.summary.operation.value) if s.summary else "",
+                rows=int((s.summary or {}).get("total-records", 0) or 0),
+                run_id=(s.summary or {}).get(RUN_ID_PROPERTY),
+            )
+            for s in loaded.snapshots()
+        )
+        return TableDescription(_table_info(table, loaded), columns, snapshots)
+
+    def current_files(self, table: TableName) -> tuple[str, ...]:
+        """Data files of the table's current snapshot."""
+        return tuple(task.file.file_path for task in self.load(table).scan().plan_files())
+
+    def _catalog_exists(self) -> bool:
+        if self.catalog_uri.startswith("sqlite:////"):
+            return Path(self.catalog_uri.removeprefix("sqlite:///")).is_file()
+        return True
+
+
+def _schema_changed(table: Table, schema: Any) -> bool:
+    current = {f.name for f in table.schema().fields}
+    return any(name not in current for name in schema.names)
+
+
+def _table_info(name: TableName, table: Table) -> TableInfo:
+    snapshot = table.current_snapshot()
+    summary = snapshot.summary if snapshot and snapshot.summary else {}
+    return TableInfo(
+        table=name,
+        rows=int(summary.get("total-records", 0) or 0),
+        files=int(summary.get("total-data-files", 0) or 0),
+        snapshot_id=snapshot.snapshot_id if snapshot else None,
+        location=table.location(),
+    )

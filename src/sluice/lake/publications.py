@@ -1,0 +1,159 @@
+"""Publication records: which snapshot of every table a job run produced, made visible at once.
+
+Iceberg commits one table at a time. A job run's publish is one more record, written in a
+single transaction after all its tables are committed; readers resolve tables through the
+latest record, so they never mix one run's dimensions with another run's facts. The
+records live beside the Iceberg catalog (same database), so a shared catalog shares them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sluice.core import TableCommit, TableName
+from sluice.errors import LakeError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    """The snapshot of a table that readers use, and the Parquet files it reads."""
+
+    table: TableName
+    run_id: str
+    snapshot_id: int
+    metadata_location: str
+    files: tuple[str, ...]
+    rows: int
+
+
+class PublicationStore:
+    """Reads and writes publication records in the catalog database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @cached_property
+    def _schema(self) -> tuple[sa.Engine, sa.Table, sa.Table]:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.url)
+        meta = sa.MetaData()
+        publications = sa.Table(
+            "sluice_publications",
+            meta,
+            sa.Column("publication_id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("run_id", sa.String(64), nullable=False, unique=True),
+            sa.Column("job", sa.String(255), nullable=False),
+            sa.Column("published_at", sa.String(40), nullable=False),
+        )
+        tables = sa.Table(
+            "sluice_published_tables",
+            meta,
+            sa.Column("publication_id", sa.Integer, primary_key=True),
+            sa.Column("table_database", sa.String(255), primary_key=True),
+            sa.Column("table_name", sa.String(255), primary_key=True),
+            sa.Column("snapshot_id", sa.BigInteger, nullable=False),
+            sa.Column("metadata_location", sa.Text, nullable=False),
+            sa.Column("files", sa.Text, nullable=False),
+            sa.Column("row_count", sa.BigInteger, nullable=False),
+        )
+        try:
+            meta.create_all(engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise LakeError(f"Cannot open publication records at {self.url}: {exc}") from exc
+        return engine, publications, tables
+
+    def publish(self, run_id: str, job: str, commits: list[TableCommit]) -> int:
+        """Record a run's table snapshots as the ones readers use, in one transaction."""
+        engine, publications, tables = self._schema
+        now = datetime.now(UTC).isoformat()
+        with engine.begin() as conn:
+            result = conn.execute(
+                publications.insert().values(run_id=run_id, job=job, published_at=now)
+            )
+            publication_id = int(result.inserted_primary_key[0])
+            if commits:
+                conn.execute(
+                    tables.insert(),
+                    [
+                        {
+                            "publication_id": publication_id,
+                            "table_database": c.table.database,
+                            "table_name": c.table.name,
+                            "snapshot_id": c.snapshot_id,
+                            "metadata_location": c.metadata_location,
+                            "files": json.dumps(list(c.files)),
+                            "row_count": c.rows,
+                        }
+                        for c in commits
+                    ],
+                )
+        return publication_id
+
+    def is_published(self, run_id: str) -> bool:
+        """True when the run's publication record exists."""
+        import sqlalchemy as sa
+
+        engine, publications, _ = self._schema
+        with engine.connect() as conn:
+            query = sa.select(publications.c.publication_id).where(publications.c.run_id == run_id)
+            return conn.execute(query).first() is not None
+
+    def current(self) -> dict[TableName, PublishedTable]:
+        """For every published table, its snapshot in the latest record that names it."""
+        import sqlalchemy as sa
+
+        engine, publications, tables = self._schema
+        latest = (
+            sa.select(
+                tables.c.table_database,
+                tables.c.table_name,
+                sa.func.max(tables.c.publication_id).label("publication_id"),
+            )
+            .group_by(tables.c.table_database, tables.c.table_name)
+            .subquery()
+        )
+        query = (
+            sa.select(tables, publications.c.run_id)
+            .join(
+                latest,
+                sa.and_(
+                    tables.c.table_database == latest.c.table_database,
+                    tables.c.table_name == latest.c.table_name,
+                    tables.c.publication_id == latest.c.publication_id,
+                ),
+            )
+            .join(publications, publications.c.publication_id == tables.c.publication_id)
+        )
+        with engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return {
+            TableName(r["table_database"], r["table_name"]): PublishedTable(
+                table=TableName(r["table_database"], r["table_name"]),
+                run_id=r["run_id"],
+                snapshot_id=int(r["snapshot_id"]),
+                metadata_location=r["metadata_location"],
+                files=tuple(json.loads(r["files"])),
+                rows=int(r["row_count"]),
+            )
+            for r in rows
+        }
+
+    def catalog_tables(self) -> list[TableName]:
+        """Every table the Iceberg SQL catalog holds (published or not), without pyiceberg."""
+        import sqlalchemy as sa
+
+        engine, _, _ = self._schema
+        if not sa.inspect(engine).has_table("iceberg_tables"):
+            return []
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT table_namespace, table_name FROM iceberg_tables"))
+            return sorted(TableName(ns, name) for ns, name in rows)
+

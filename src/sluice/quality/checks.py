@@ -1,0 +1,131 @@
+"""Data checks: each compiles to SQL that returns the bad rows; zero rows passes.
+
+Severity ``error`` blocks the publish; ``warn`` is recorded in the run report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sluice.config import CheckSpec
+from sluice.core import CheckResult, TableName
+from sluice.duck import quote_ident, quote_literal
+from sluice.errors import CheckFailedError
+
+if TYPE_CHECKING:
+    import duckdb
+
+SAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class Check:
+    """A compiled check: the model it guards, its name, severity and bad-rows SQL."""
+
+    name: str
+    model: str
+    kind: str
+    severity: str
+    sql: str
+
+
+def compile_check(model: TableName, spec: CheckSpec) -> Check:
+    """Turn a declared check into the SQL that returns its bad rows."""
+    kind = spec.kind()
+    target = f"{model.database}.{quote_ident(model.name)}"
+    if spec.unique is not None:
+        cols = ", ".join(quote_ident(c) for c in spec.unique)
+        sql = f"SELECT {cols}, count(*) AS copies FROM {target} GROUP BY ALL HAVING count(*) > 1"
+        name = f"unique({', '.join(spec.unique)})"
+    elif spec.not_null is not None:
+        cond = " OR ".join(f"{quote_ident(c)} IS NULL" for c in spec.not_null)
+        sql = f"SELECT * FROM {target} WHERE {cond}"
+        name = f"not_null({', '.join(spec.not_null)})"
+    elif spec.reconcile is not None:
+        sql = _reconcile_sql(target, spec)
+        name = f"reconcile({spec.reconcile.source})"
+    elif spec.foreign_key is not None:
+        sql = _foreign_key_sql(target, model.database, spec)
+        name = f"foreign_key({spec.foreign_key.column} -> {spec.foreign_key.references})"
+    else:
+        sql = (spec.sql or "").strip().rstrip(";")
+        name = "sql"
+    return Check(spec.name or name, model.name, kind, spec.severity, sql)
+
+
+def _reconcile_sql(target: str, spec: CheckSpec) -> str:
+    assert spec.reconcile is not None
+    rec = spec.reconcile
+    measures: list[tuple[str, str, str]] = []
+    if rec.count:
+        measures.append(("row count", "count(*)", "count(*)"))
+    for column, source_expr in rec.sums.items():
+        measures.append((f"sum({column})", f"sum({source_expr})", f"sum({quote_ident(column)})"))
+    parts = []
+    for i, (label, expected, actual) in enumerate(measures):
+        parts.append(
+            f"SELECT {quote_literal(label)} AS measure, CAST(e.m{i} AS VARCHAR) AS expected, "
+            f"CAST(a.m{i} AS VARCHAR) AS actual FROM "
+            f"(SELECT {expected} AS m{i} FROM {rec.source}) e, "
+            f"(SELECT {actual} AS m{i} FROM {target}) a WHERE e.m{i} IS DISTINCT FROM a.m{i}"
+        )
+    return "\nUNION ALL\n".join(parts) or "SELECT 1 WHERE false"
+
+
+def _foreign_key_sql(target: str, database: str, spec: CheckSpec) -> str:
+    assert spec.foreign_key is not None
+    fk = spec.foreign_key
+    ref_table, _, ref_column = fk.references.rpartition(".")
+    ref = TableName.parse(ref_table, default_database=database)
+    ref_sql = f"{ref.database}.{quote_ident(ref.name)}"
+    col, ref_col = quote_ident(fk.column), quote_ident(ref_column)
+    null_clause = "" if fk.required else f" AND f.{col} IS NOT NULL"
+    return (
+        f"SELECT 'missing from {ref.name}' AS problem, CAST(f.{col} AS VARCHAR) AS key, "
+        f"count(*) AS rows FROM {target} f ANTI JOIN {ref_sql} r ON f.{col} = r.{ref_col} "
+        f"WHERE true{null_clause} GROUP BY f.{col}\n"
+        f"UNION ALL\n"
+        f"SELECT 'not unique in {ref.name}', CAST({ref_col} AS VARCHAR), count(*) "
+        f"FROM {ref_sql} GROUP BY {ref_col} HAVING count(*) > 1"
+    )
+
+
+def run_check(con: duckdb.DuckDBPyConnection, check: Check) -> CheckResult:
+    """Run a check; the result carries the bad-row count, a sample and a readable message."""
+    import duckdb
+
+    try:
+        failing = con.execute(f"SELECT count(*) FROM ({check.sql}) AS bad").fetchone()
+        cursor = con.execute(f"SELECT * FROM ({check.sql}) AS bad LIMIT {SAMPLE_ROWS}")
+    except duckdb.Error as exc:
+        raise CheckFailedError(
+            f"Check {check.name} on {check.model} cannot run: {str(exc).splitlines()[0]}",
+            hint="Fix the check in sluice.yml.",
+        ) from exc
+    names = [d[0] for d in cursor.description or []]
+    sample = tuple(dict(zip(names, row, strict=True)) for row in cursor.fetchall())
+    count = int(failing[0]) if failing else 0
+    return CheckResult(
+        name=check.name,
+        model=check.model,
+        severity=check.severity,
+        sql=check.sql,
+        failing_rows=count,
+        sample=sample,
+        message=describe_failure(check, count, sample) if count else "",
+    )
+
+
+def describe_failure(check: Check, count: int, sample: tuple[dict[str, object], ...]) -> str:
+    """One sentence naming the table, what was expected and what was found."""
+    if check.kind == "reconcile":
+        figures = "; ".join(
+            f"{row['measure']} expected {row['expected']}, actual {row['actual']}" for row in sample
+        )
+        return f"{check.model} does not reconcile with {check.name[10:-1]}: {figures}"
+    if check.kind == "foreign_key":
+        problems = "; ".join(f"{row['problem']}: key {row['key']} ({row['rows']} rows)" for row in sample)
+        return f"{check.model} {check.name} failed on {count} keys: {problems}"
+    shown = ", ".join(str(row) for row in sample[:2])
+    return f"{check.model} {check.name} found {count} bad rows, e.g. {shown}"

@@ -1,0 +1,82 @@
+"""SQL models: plain SELECT files, ordered by the tables they read (parsed with sqlglot)."""
+
+from __future__ import annotations
+
+import graphlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from sluice.core import TableName
+from sluice.errors import TransformError, did_you_mean
+
+DIALECT = "duckdb"
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model file: its output table, its SQL and the tables it reads."""
+
+    name: str
+    path: Path
+    sql: str
+    table: TableName
+    reads: frozenset[TableName]
+
+
+def parse_model(path: Path, *, database: str) -> Model:
+    """Parse one model file; the SQL must be a single SELECT (or WITH … SELECT)."""
+    sql = path.read_text(encoding="utf-8").strip().rstrip(";").strip()
+    where = f"Model {path.stem} ({path})"
+    if not sql:
+        raise TransformError(f"{where} is empty; write one SELECT statement in it.")
+    try:
+        statements = sqlglot.parse(sql, dialect=DIALECT)
+    except ParseError as exc:
+        detail = exc.errors[0] if exc.errors else {}
+        raise TransformError(
+            f"{where} has a SQL syntax error at line {detail.get('line', '?')}, column "
+            f"{detail.get('col', '?')}: {detail.get('description', exc)}."
+        ) from exc
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise TransformError(f"{where} must be exactly one SELECT statement.")
+    tree = statements[0]
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    reads = set()
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier) or (not table.db and table.name in ctes):
+            continue
+        reads.add(TableName(table.db or database, table.name))
+    return Model(path.stem, path, sql, TableName(database, path.stem), frozenset(reads))
+
+
+def load_models(folder: Path, *, database: str, available: set[TableName]) -> list[Model]:
+    """Every ``*.sql`` model in ``folder``, in an order where each model follows its inputs.
+
+    ``available`` are the tables that exist before any model runs (the raw tables).
+    """
+    if not folder.is_dir():
+        raise TransformError(f"Models folder {folder} does not exist; create it or fix 'models:'.")
+    models = {m.name: m for m in (parse_model(p, database=database) for p in sorted(folder.glob("*.sql")))}
+    outputs = {m.table for m in models.values()}
+    known = available | outputs
+    graph: dict[str, set[str]] = {}
+    for model in models.values():
+        for ref in sorted(model.reads, key=str):
+            if ref not in known:
+                raise TransformError(
+                    f"Model {model.name} ({model.path.name}) reads {ref}, which is neither a "
+                    f"source table nor a model.{did_you_mean(str(ref), sorted(map(str, known)))}"
+                )
+        graph[model.name] = {ref.name for ref in model.reads if ref in outputs}
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(exc.args[1])
+        raise TransformError(
+            f"Models depend on each other in a cycle: {cycle}; break it by removing one reference."
+        ) from exc
+    return [models[name] for name in order]
