@@ -148,7 +148,7 @@ class Project:
             _copy_example(example, staging, source_url=url)
             generated = None
             if source_url is None:
-                from sluice.sources.classicmodels import generate_classicmodels
+                from sluice.sources.classicmodels.generator import generate_classicmodels
 
                 generated = generate_classicmodels(staging / DEFAULT_SOURCE, scale=scale, seed=seed)
             if root.exists():

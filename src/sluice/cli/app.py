@@ -90,7 +90,7 @@ def source_generate(
     ),
 ) -> None:
     """Generate the classicmodels source database as an embedded SQLite file."""
-    from sluice.sources.classicmodels import generate_classicmodels
+    from sluice.sources.classicmodels.generator import generate_classicmodels
 
     with render.err.status(f"Generating classicmodels at scale {scale}..."):
         counts = generate_classicmodels(out, scale=scale, seed=seed)

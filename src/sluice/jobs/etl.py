@@ -21,6 +21,7 @@ from sluice.jobs.store import utcnow
 from sluice.lake.catalog import Lake
 from sluice.lake.publications import PublicationStore
 from sluice.lake.types import lake_select
+from sluice.observe.failpoints import failpoint
 from sluice.observe.progress import Progress
 from sluice.quality.checks import compile_check, run_check
 from sluice.sources.base import Source, SourceTable
@@ -138,7 +139,9 @@ def _run(run: EtlRun, committed: set[str]) -> EtlResult:
                 commits.append(commit)
                 run.progress.item_done("publish", str(commit.table), commit.rows)
         run.checkpoint.check()
+        failpoint("publish")
         run.publications.publish(run.run_id, run.job_name, commits)
+        failpoint("published")
         run.progress.item_done("publish", "publication record")
         run.progress.stage_finished("publish")
         return EtlResult(run.rows_read, run.rows_written, tuple(commits), tuple(results))
@@ -182,6 +185,7 @@ def _extract(run: EtlRun, con: duckdb.DuckDBPyConnection, tables: list[SourceTab
         run.rows_written += result.rows
         run.counters(stage="extract", rows_read=run.rows_read, rows_written=run.rows_written)
         run.progress.item_done("extract", table.name, result.rows)
+        failpoint(f"extract:{table.name}")
         written.append(result)
     run.progress.stage_finished("extract")
     return written
@@ -209,6 +213,7 @@ def _transform(run: EtlRun, con: duckdb.DuckDBPyConnection, models: list[Model])
         run.rows_written += rows
         run.counters(stage="transform", rows_read=run.rows_read, rows_written=run.rows_written)
         run.progress.item_done("transform", model.name, rows)
+        failpoint(f"transform:{model.name}")
         written.append(WrittenTable(model.table, (str(path),), rows))
     run.progress.stage_finished("transform")
     return written
@@ -256,6 +261,7 @@ def _commit_later(
         schema = pq.read_schema(written.files[0])
         result = run.lake.commit(written, schema=schema, run_id=run.run_id)
         committed.update(written.files)
+        failpoint(f"commit:{written.table}")
         return result
 
     return pool.submit(commit)

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import duckdb
 
 log = logging.getLogger("sluice.jobs")
+PROGRESS_INTERVAL = 1.0
 
 
 class RunInterruptedError(SluiceError):
@@ -106,8 +108,15 @@ def execute_run(env: RunEnvironment, run: JobRun, *, progress: Progress | None =
             env.store.transition(run.run_id, RunState.STOPPED, message="stopped before it began")
             return env.store.get(run.job, run.run_id)
 
+        last_write = {"stage": "", "at": 0.0}
+
         def counters(*, stage: str, rows_read: int, rows_written: int) -> None:
-            env.store.set_progress(run.run_id, stage=stage, rows_read=rows_read, rows_written=rows_written)
+            now = time.monotonic()
+            if stage != last_write["stage"] or now - float(last_write["at"]) >= PROGRESS_INTERVAL:
+                env.store.set_progress(
+                    run.run_id, stage=stage, rows_read=rows_read, rows_written=rows_written
+                )
+                last_write.update(stage=stage, at=now)
 
         try:
             source_config = env.config.sources.get(job.source)

@@ -18,6 +18,12 @@ from sluice.jobs.store import JobRun, utcnow
 from sluice.observe.progress import Progress
 
 STARTING_GRACE = timedelta(seconds=60)
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def _collect_children() -> None:
+    """Reap worker processes this process started that have ended (no zombies left)."""
+    _children[:] = [child for child in _children if child.poll() is None]
 
 
 class JobService:
@@ -76,6 +82,7 @@ class JobService:
                 start_new_session=True,
                 close_fds=True,
             )
+        _children.append(process)
         try:
             self.env.store.set_process(run.run_id, process.pid, process_identity(process.pid))
         except psutil.NoSuchProcess:
@@ -108,9 +115,13 @@ class JobService:
         run = self.get(name, run_id)
         if run.state.is_final:
             raise JobError(f"Run {run.run_id} already ended: {run.state}.")
+        previous = run.state
         if run.state is not RunState.STOPPING:
-            self.env.store.transition(run.run_id, RunState.STOPPING, message="stop requested")
-        if run.pid is not None and _alive(run):
+            previous = self.env.store.transition(run.run_id, RunState.STOPPING, message="stop requested")
+        if previous is RunState.STARTING:
+            return self.env.store.get(name, run.run_id)
+        if _alive(run):
+            assert run.pid is not None
             os.kill(run.pid, signal.SIGTERM)
         else:
             self.env.store.transition(run.run_id, RunState.STOPPED, message="no process was running it")
@@ -118,6 +129,7 @@ class JobService:
 
     def reap(self, name: str | None = None) -> None:
         """Mark runs whose process is gone: SUCCEEDED if they had published, else FAILED."""
+        _collect_children()
         for run in self.env.store.active(name):
             if run.pid is None:
                 if utcnow() - run.started_at < STARTING_GRACE:
@@ -128,6 +140,9 @@ class JobService:
                 self.env.store.transition(
                     run.run_id, RunState.SUCCEEDED, message="process ended after publishing"
                 )
+                continue
+            if run.state is RunState.STOPPING:
+                self.env.store.transition(run.run_id, RunState.STOPPED, message="process ended")
                 continue
             self.env.store.transition(
                 run.run_id,

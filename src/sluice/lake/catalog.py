@@ -123,25 +123,33 @@ class Lake:
         schema; a table that does not exist yet is created.
         """
         from pyiceberg.exceptions import NoSuchTableError
-        from pyiceberg.expressions import AlwaysTrue
+        from pyiceberg.io.pyarrow import parquet_file_to_data_file
+        from pyiceberg.table import TableProperties
 
         ident = (written.table.database, written.table.name)
         properties = {RUN_ID_PROPERTY: run_id}
         try:
             try:
                 table = self.catalog.load_table(ident)
+                old_files = [task.file for task in table.scan().plan_files()]
             except NoSuchTableError:
-                table = self.catalog.create_table(
-                    ident, schema=schema, location=self.table_dir(written.table).as_uri()
-                )
+                table = self._create(written.table, schema)
+                old_files = []
             with table.transaction() as tx:
+                if table.metadata.name_mapping() is None:
+                    mapping = table.schema().name_mapping.model_dump_json()
+                    tx.set_properties({TableProperties.DEFAULT_NAME_MAPPING: mapping})
                 if _schema_changed(table, schema):
                     with tx.update_schema() as update:
                         update.union_by_name(schema)
-                if table.current_snapshot() is not None:
-                    tx.delete(AlwaysTrue(), snapshot_properties=properties)
-                tx.add_files(list(written.files), snapshot_properties=properties)
-            table = self.catalog.load_table(ident)
+                update_snapshot = tx.update_snapshot(snapshot_properties=properties)
+                with update_snapshot.overwrite() if old_files else update_snapshot.fast_append() as snap:
+                    for old in old_files:
+                        snap.delete_data_file(old)
+                    for path in written.files:
+                        snap.append_data_file(
+                            parquet_file_to_data_file(table.io, tx.table_metadata, path)
+                        )
         except LakeError:
             raise
         except Exception as exc:
@@ -157,6 +165,11 @@ class Lake:
             metadata_location=table.metadata_location,
             files=written.files,
             rows=written.rows,
+        )
+
+    def _create(self, name: TableName, schema: Any) -> Table:
+        return self.catalog.create_table(
+            (name.database, name.name), schema=schema, location=self.table_dir(name).as_uri()
         )
 
     def load(self, table: TableName) -> Table:

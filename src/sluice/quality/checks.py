@@ -96,16 +96,19 @@ def run_check(con: duckdb.DuckDBPyConnection, check: Check) -> CheckResult:
     import duckdb
 
     try:
-        failing = con.execute(f"SELECT count(*) FROM ({check.sql}) AS bad").fetchone()
-        cursor = con.execute(f"SELECT * FROM ({check.sql}) AS bad LIMIT {SAMPLE_ROWS}")
+        cursor = con.execute(
+            f"SELECT *, count(*) OVER () AS _sluice_bad_rows FROM ({check.sql}) AS bad "
+            f"LIMIT {SAMPLE_ROWS}"
+        )
+        rows = cursor.fetchall()
     except duckdb.Error as exc:
         raise CheckFailedError(
             f"Check {check.name} on {check.model} cannot run: {str(exc).splitlines()[0]}",
             hint="Fix the check in sluice.yml.",
         ) from exc
-    names = [d[0] for d in cursor.description or []]
-    sample = tuple(dict(zip(names, row, strict=True)) for row in cursor.fetchall())
-    count = int(failing[0]) if failing else 0
+    names = [d[0] for d in cursor.description or []][:-1]
+    sample = tuple(dict(zip(names, row[:-1], strict=True)) for row in rows)
+    count = int(rows[0][-1]) if rows else 0
     return CheckResult(
         name=check.name,
         model=check.model,

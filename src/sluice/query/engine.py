@@ -117,7 +117,7 @@ class QueryEngine:
         text = validate_read_only(sql)
         con = self.connect(database=database)
         try:
-            reader = con.execute(text).fetch_record_batch(max(1, min(max_rows or 100_000, 100_000)))
+            reader = con.execute(text).to_arrow_reader(max(1, min(max_rows or 100_000, 100_000)))
             batches: list[pa.RecordBatch] = []
             count = 0
             truncated = False
