@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sluice.project import Project
-from sluice.sources.classicmodels.generator import generate_classicmodels
+from sluice.sources.classicmodels import generate_classicmodels
 
 SEED = 7
 
@@ -65,8 +65,12 @@ def built(
     return make
 
 
-def sluice_cli(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def sluice_cli(
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``sluice`` command line in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "sluice", *map(str, args)],
@@ -77,3 +81,14 @@ def sluice_cli(*args: str | Path, cwd: Path | None = None, env: dict[str, str] |
         timeout=timeout,
         check=False,
     )
+
+
+def server_url(variable: str) -> str:
+    """A database server URL from the environment, or skip (fail under SLUICE_REQUIRE_SERVERS=1)."""
+    url = os.environ.get(variable)
+    if not url:
+        reason = f"{variable} is not set; export it to run tests against a real server"
+        if os.environ.get("SLUICE_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"SLUICE_REQUIRE_SERVERS=1 but {reason}")
+        pytest.skip(reason)
+    return url

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from sluice.errors import (
     CheckFailedError,
@@ -22,7 +22,7 @@ from sluice.errors import (
     TransformError,
 )
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from pathlib import Path
 
     import pandas as pd
@@ -60,7 +60,8 @@ def read_sql_query(
     from sluice.project import Project
 
     opened = project if isinstance(project, Project) else Project.open(project)
-    return opened.query(sql, database=database).table.to_pandas()
+    frame: pd.DataFrame = opened.query(sql, database=database).table.to_pandas()
+    return frame
 
 
 def __getattr__(name: str) -> object:

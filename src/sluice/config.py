@@ -35,6 +35,7 @@ class LakeConfig(_Model):
     """Where table data and metadata live: a folder (relative to the project) or a URI."""
 
     warehouse: str = "warehouse"
+    keep_snapshots: Annotated[int, Field(ge=1)] = 10
 
 
 class CatalogConfig(_Model):
@@ -79,7 +80,9 @@ class CheckSpec(_Model):
 
     def kind(self) -> str:
         """The kind of check this spec declares."""
-        kinds = [k for k in ("unique", "not_null", "reconcile", "foreign_key", "sql") if getattr(self, k)]
+        kinds = [
+            k for k in ("unique", "not_null", "reconcile", "foreign_key", "sql") if getattr(self, k)
+        ]
         if len(kinds) != 1:
             raise ConfigError(
                 "Each check sets exactly one of unique, not_null, reconcile, foreign_key, sql; "
@@ -99,6 +102,7 @@ class JobConfig(_Model):
     timeout_minutes: Annotated[float, Field(gt=0)] = 60.0
     memory_limit: str | None = None
     threads: Annotated[int, Field(ge=1)] | None = None
+    concurrency: Annotated[int, Field(ge=1)] | None = None
 
 
 class ProjectConfig(_Model):
@@ -174,7 +178,9 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
                 break
             line = match[0].start_mark.line + 1
             node = match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:

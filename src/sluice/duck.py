@@ -53,7 +53,7 @@ def connect(
     """Open a DuckDB connection that never downloads, with the named extensions loaded by path."""
     import duckdb
 
-    config: dict[str, str | bool | int] = dict(_NO_DOWNLOADS)
+    config: dict[str, str | bool | int | float | list[str]] = dict(_NO_DOWNLOADS)
     if threads:
         config["threads"] = threads
     if memory_limit:

@@ -70,12 +70,15 @@ class Project:
     @cached_property
     def lake(self) -> Lake:
         """The Iceberg catalog and warehouse."""
-        return Lake(catalog_uri=self.catalog_url, warehouse=self.warehouse)
+        return Lake(
+            catalog_uri=self.catalog_url,
+            warehouse=self.warehouse,
+            keep_snapshots=self.config.lake.keep_snapshots,
+        )
 
     @cached_property
     def publications(self) -> PublicationStore:
         """Which table snapshots readers use."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         return PublicationStore(self.catalog_url)
 
     @cached_property
@@ -99,13 +102,19 @@ class Project:
         return QueryEngine(self.lake, self.publications)
 
     def run_job(
-        self, name: str, *, wait: bool = True, progress: Progress | None = None,
+        self,
+        name: str,
+        *,
+        wait: bool = True,
+        progress: Progress | None = None,
         timeout_minutes: float | None = None,
     ) -> JobRun:
         """Start a job run; with ``wait`` (the default here) run it to the end."""
         return self.jobs.start(name, wait=wait, progress=progress, timeout_minutes=timeout_minutes)
 
-    def query(self, sql: str, *, database: str = "gold", max_rows: int | None = None) -> QueryResult:
+    def query(
+        self, sql: str, *, database: str = "gold", max_rows: int | None = None
+    ) -> QueryResult:
         """Run a read-only query over the published tables."""
         return self.query_engine.run(sql, database=database, max_rows=max_rows)
 
@@ -148,7 +157,7 @@ class Project:
             _copy_example(example, staging, source_url=url)
             generated = None
             if source_url is None:
-                from sluice.sources.classicmodels.generator import generate_classicmodels
+                from sluice.sources.classicmodels import generate_classicmodels
 
                 generated = generate_classicmodels(staging / DEFAULT_SOURCE, scale=scale, seed=seed)
             if root.exists():
@@ -185,7 +194,9 @@ def _copy_example(example: str, target: Path, *, source_url: str) -> None:
         raise SourceError(f"Example {example} is missing its {PROJECT_FILE}; reinstall sluice.")
 
 
-def _walk(folder: resources.abc.Traversable, prefix: str = "") -> list[tuple[str, resources.abc.Traversable]]:
+def _walk(
+    folder: resources.abc.Traversable, prefix: str = ""
+) -> list[tuple[str, resources.abc.Traversable]]:
     found: list[tuple[str, resources.abc.Traversable]] = []
     for item in folder.iterdir():
         name = f"{prefix}{item.name}"

@@ -19,7 +19,10 @@ def source_path(project: Project) -> Path:
 def drop_orders(project: Project, count: int) -> None:
     """Delete the newest ``count`` orders (and their lines) from the source."""
     with sqlite3.connect(source_path(project)) as con:
-        newest = [r[0] for r in con.execute("SELECT orderNumber FROM orders ORDER BY 1 DESC LIMIT ?", (count,))]
+        newest = [
+            r[0]
+            for r in con.execute("SELECT orderNumber FROM orders ORDER BY 1 DESC LIMIT ?", (count,))
+        ]
         marks = ",".join("?" * len(newest))
         con.execute(f"DELETE FROM orderdetails WHERE orderNumber IN ({marks})", newest)
         con.execute(f"DELETE FROM orders WHERE orderNumber IN ({marks})", newest)
@@ -36,7 +39,9 @@ def source_totals(project: Project) -> tuple[int, int]:
 
 def lake_totals(project: Project) -> tuple[int, int]:
     """Order lines and total sales in cents, as readers see them."""
-    row = project.query("SELECT count(*) AS n, sum(orderAmount) AS s FROM fact_orders").table.to_pylist()[0]
+    row = project.query(
+        "SELECT count(*) AS n, sum(orderAmount) AS s FROM fact_orders"
+    ).table.to_pylist()[0]
     return int(row["n"]), int(row["s"] * 100)
 
 
@@ -45,8 +50,14 @@ def published_run(project: Project) -> set[str]:
     return {p.run_id for p in project.publications.current().values()}
 
 
-def wait_for(project: Project, run_id: str, *, stage: str | None = None, final: bool = False,
-             timeout: float = 60) -> JobRun:
+def wait_for(
+    project: Project,
+    run_id: str,
+    *,
+    stage: str | None = None,
+    final: bool = False,
+    timeout: float = 60,
+) -> JobRun:
     """Poll a run until it reaches a stage or a final state."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

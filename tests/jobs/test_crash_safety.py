@@ -32,7 +32,9 @@ KILL_POINTS = [
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
-def test_a_run_killed_before_publishing_changes_nothing_readers_see(project: Project, point: str) -> None:
+def test_a_run_killed_before_publishing_changes_nothing_readers_see(
+    project: Project, point: str
+) -> None:
     first = project.run_job("etl")
     assert first.state == "SUCCEEDED"
     before = lake_totals(project)
@@ -40,8 +42,16 @@ def test_a_run_killed_before_publishing_changes_nothing_readers_see(project: Pro
     drop_orders(project, 5)
     assert source_totals(project) != before
 
-    killed = sluice_cli("job", "start", "etl", "--wait", "--quiet", "--project", project.root,
-                        env={"SLUICE_FAILPOINTS": point})
+    killed = sluice_cli(
+        "job",
+        "start",
+        "etl",
+        "--wait",
+        "--quiet",
+        "--project",
+        project.root,
+        env={"SLUICE_FAILPOINTS": point},
+    )
     assert killed.returncode == -signal.SIGKILL
 
     run = project.jobs.runs("etl")[0]
@@ -59,8 +69,16 @@ def test_a_run_killed_before_publishing_changes_nothing_readers_see(project: Pro
 def test_a_run_killed_right_after_publishing_counts_as_succeeded(project: Project) -> None:
     project.run_job("etl")
     drop_orders(project, 3)
-    killed = sluice_cli("job", "start", "etl", "--wait", "--quiet", "--project", project.root,
-                        env={"SLUICE_FAILPOINTS": "published"})
+    killed = sluice_cli(
+        "job",
+        "start",
+        "etl",
+        "--wait",
+        "--quiet",
+        "--project",
+        project.root,
+        env={"SLUICE_FAILPOINTS": "published"},
+    )
     assert killed.returncode == -signal.SIGKILL
     run = project.jobs.runs("etl")[0]
     assert run.state == "SUCCEEDED"

@@ -120,5 +120,5 @@ def test_a_second_start_while_one_runs_is_refused(project: Project) -> None:
 def test_unknown_job_and_run_are_not_found(project: Project) -> None:
     with pytest.raises(NotFoundError, match="Did you mean 'etl'"):
         project.jobs.start("etl2")
-    with pytest.raises(NotFoundError, match="sluice job runs etl"):
+    with pytest.raises(NotFoundError, match="does not exist"):
         project.jobs.get("etl", "jr_0000000000")

@@ -45,9 +45,9 @@ def test_the_labs_postal_code_join_fails_the_run_and_publishes_nothing(project: 
 def test_a_dimension_with_duplicate_keys_fails_the_foreign_key_check(project: Project) -> None:
     project.run_job("etl")
     model = project.root / "models" / "dim_products.sql"
-    model.write_text(model.read_text().replace(
-        "row_number() OVER (ORDER BY p.productCode)", "CAST(1 AS BIGINT)"
-    ))
+    model.write_text(
+        model.read_text().replace("row_number() OVER (ORDER BY p.productCode)", "CAST(1 AS BIGINT)")
+    )
     run = project.run_job("etl")
     assert run.state == "FAILED"
     assert "not unique in dim_products: key 1" in (run.error or "")
@@ -66,11 +66,13 @@ def test_a_fact_key_missing_from_its_dimension_is_named(project: Project) -> Non
 
 def test_warn_checks_are_recorded_without_blocking(project: Project) -> None:
     config = project.root / "sluice.yml"
-    config.write_text(config.read_text().replace(
-        "  dim_locations:\n",
-        "  dim_locations:\n    - {sql: \"SELECT * FROM gold.dim_locations WHERE postalCode IS NULL\","
-        " severity: warn, name: no_postal_code}\n",
-    ))
+    config.write_text(
+        config.read_text().replace(
+            "  dim_locations:\n",
+            '  dim_locations:\n    - {sql: "SELECT * FROM gold.dim_locations WHERE postalCode IS NULL",'
+            " severity: warn, name: no_postal_code}\n",
+        )
+    )
     run = Project.open(project.root).run_job("etl")
     assert run.state == "SUCCEEDED"
     checks = {c["name"]: c for c in run.report["checks"]}

@@ -17,7 +17,9 @@ from sluice.project import Project
 CENTS = "CAST(ROUND(od.priceEach * 100) AS INTEGER) * od.quantityOrdered"
 
 
-def source_rows(project: Project, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+def source_rows(
+    project: Project, sql: str, params: tuple[object, ...] = ()
+) -> list[tuple[object, ...]]:
     path = Path(project.config.sources["classicmodels"].url.removeprefix("sqlite:///"))
     with sqlite3.connect(path) as con:
         return [tuple(row) for row in con.execute(sql, params)]
@@ -132,7 +134,10 @@ def test_dim_customers_matches_customers(lake: Project) -> None:
            FROM dim_customers c JOIN dim_locations l USING (location_key) ORDER BY 1""",
     )
     assert actual == expected
-    keys = lake_rows(lake, "SELECT count(DISTINCT customer_key), min(customer_key), max(customer_key) FROM dim_customers")
+    keys = lake_rows(
+        lake,
+        "SELECT count(DISTINCT customer_key), min(customer_key), max(customer_key) FROM dim_customers",
+    )
     assert keys == [(len(expected), 1, len(expected))]
 
 
@@ -184,12 +189,14 @@ def test_dim_employees_carry_their_office(lake: Project) -> None:
 
 
 def test_dim_date_covers_every_order_date_without_gaps(lake: Project) -> None:
-    (first, last), = source_rows(
+    ((first, last),) = source_rows(
         lake,
         """SELECT MIN(d), MAX(d) FROM (SELECT orderDate d FROM orders UNION ALL
            SELECT requiredDate FROM orders UNION ALL SELECT shippedDate FROM orders)""",
     )
-    (days,), = source_rows(lake, "SELECT CAST(julianday(?) - julianday(?) AS INTEGER) + 1", (last, first))
+    ((days,),) = source_rows(
+        lake, "SELECT CAST(julianday(?) - julianday(?) AS INTEGER) + 1", (last, first)
+    )
     actual = lake_rows(
         lake,
         "SELECT count(*), count(DISTINCT date_key), min(fullDate), max(fullDate) FROM dim_date",
@@ -212,12 +219,12 @@ def test_every_fact_key_resolves_to_exactly_one_dimension_row(lake: Project) -> 
            LEFT JOIN dim_products p ON p.product_key = f.product_key
            LEFT JOIN dim_date d ON d.date_key = f.order_date_key""",
     )
-    (lines,), = source_rows(lake, "SELECT COUNT(*) FROM orderdetails")
+    ((lines,),) = source_rows(lake, "SELECT COUNT(*) FROM orderdetails")
     assert orphans == [(0, 0, 0, 0, lines)]
 
 
 def test_raw_tables_keep_source_rows_and_load_metadata(lake: Project) -> None:
-    (orders,), = source_rows(lake, "SELECT COUNT(*) FROM orders")
+    ((orders,),) = source_rows(lake, "SELECT COUNT(*) FROM orders")
     rows = lake.query(
         "SELECT count(*) AS n, count(DISTINCT _sluice_run_id) AS runs, min(_sluice_extracted_at) AS at "
         "FROM orders",
@@ -226,7 +233,10 @@ def test_raw_tables_keep_source_rows_and_load_metadata(lake: Project) -> None:
     assert rows[0]["n"] == orders
     assert rows[0]["runs"] == 1
     assert rows[0]["at"] is not None
-    types = {f.name: str(f.type) for f in lake.query("SELECT * FROM orderdetails LIMIT 1", database="raw").table.schema}
+    types = {
+        f.name: str(f.type)
+        for f in lake.query("SELECT * FROM orderdetails LIMIT 1", database="raw").table.schema
+    }
     assert types["priceEach"] == "decimal128(10, 2)"
     assert types["orderNumber"] == "int32"
     assert types["productCode"] == "string"

@@ -1,7 +1,7 @@
 """The ``sluice`` commands. Each parses, opens the Project, calls one method, renders.
 
 Exit codes: 0 success; 1 error; 2 invalid configuration or usage; 3 not found;
-4 a job run ended in a state other than SUCCEEDED; 130 interrupted.
+4 a job run ended in a state other than SUCCEEDED.
 """
 
 from __future__ import annotations
@@ -28,16 +28,24 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-source_app = typer.Typer(help="Source systems: generate the classicmodels database.", no_args_is_help=True)
-job_app = typer.Typer(help="Job runs, as in Glue: start, status, runs, logs, stop.", no_args_is_help=True)
-catalog_app = typer.Typer(help="Browse the lake's catalog: tables, columns, snapshots.", no_args_is_help=True)
+source_app = typer.Typer(
+    help="Source systems: generate the classicmodels database.", no_args_is_help=True
+)
+job_app = typer.Typer(
+    help="Job runs, as in Glue: start, status, runs, logs, stop.", no_args_is_help=True
+)
+catalog_app = typer.Typer(
+    help="Browse the lake's catalog: tables, columns, snapshots.", no_args_is_help=True
+)
 app.add_typer(source_app, name="source")
 app.add_typer(job_app, name="job")
 app.add_typer(catalog_app, name="catalog")
 
 ProjectOption = Annotated[
     Path | None,
-    typer.Option("--project", "-p", help="Project folder (default: the current folder or a parent)."),
+    typer.Option(
+        "--project", "-p", help="Project folder (default: the current folder or a parent)."
+    ),
 ]
 
 
@@ -47,27 +55,39 @@ def _project(path: Path | None) -> Project:
     return Project.open(path)
 
 
-@app.callback()
-def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-) -> None:
-    """Sluice: the data engineering lifecycle on one machine."""
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from sluice import __version__
 
         render.out.print(f"sluice {__version__}")
         raise typer.Exit()
 
 
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Sluice: the data engineering lifecycle on one machine."""
+
+
 @app.command()
 def init(
-    directory: Annotated[Path, typer.Argument(help="Folder to create the project in (new or empty).")],
+    directory: Annotated[
+        Path, typer.Argument(help="Folder to create the project in (new or empty).")
+    ],
     example: Annotated[str, typer.Option(help="Example project to start from.")] = "classicmodels",
     source: Annotated[
         str | None, typer.Option(help="Use an existing source, e.g. sqlite:///path/to/file.db.")
     ] = None,
-    scale: Annotated[int, typer.Option(help="Scale of the generated source (when no --source).")] = 1,
+    scale: Annotated[
+        int, typer.Option(help="Scale of the generated source (when no --source).")
+    ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the generated source.")] = 42,
 ) -> None:
     """Write a ready project: project file, models, checks and (by default) a generated source."""
@@ -77,7 +97,9 @@ def init(
     render.out.print(f"Created project in {result.root}")
     if result.generated_rows:
         total = sum(result.generated_rows.values())
-        render.out.print(f"Generated the classicmodels source ({total:,} rows) at {result.source_url}")
+        render.out.print(
+            f"Generated the classicmodels source ({total:,} rows) at {result.source_url}"
+        )
     render.out.print(f"Next: cd {result.root} && sluice job start etl --wait")
 
 
@@ -90,7 +112,7 @@ def source_generate(
     ),
 ) -> None:
     """Generate the classicmodels source database as an embedded SQLite file."""
-    from sluice.sources.classicmodels.generator import generate_classicmodels
+    from sluice.sources.classicmodels import generate_classicmodels
 
     with render.err.status(f"Generating classicmodels at scale {scale}..."):
         counts = generate_classicmodels(out, scale=scale, seed=seed)
@@ -103,10 +125,13 @@ def source_generate(
 @job_app.command("start")
 def job_start(
     job: Annotated[str, typer.Argument(help="Job name from sluice.yml, e.g. etl.")],
-    wait: Annotated[bool, typer.Option("--wait", help="Run to the end here, with progress.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Run to the end here, with progress.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     timeout: Annotated[
-        float | None, typer.Option(help="Minutes before the run ends as TIMEOUT (default: the job's).")
+        float | None,
+        typer.Option(help="Minutes before the run ends as TIMEOUT (default: the job's)."),
     ] = None,
     project: ProjectOption = None,
 ) -> None:
@@ -121,8 +146,10 @@ def job_start(
     else:
         with render.RichProgress() as progress:
             run = proj.jobs.start(job, wait=True, progress=progress, timeout_minutes=timeout)
-    render.out.print(f"{run.run_id} {run.state.value} in {run.duration_seconds:.1f}s: "
-                     f"{run.rows_read:,} rows read, {run.rows_written:,} written")
+    render.out.print(
+        f"{run.run_id} {run.state.value} in {run.duration_seconds:.1f}s: "
+        f"{run.rows_read:,} rows read, {run.rows_written:,} written"
+    )
     if run.state != "SUCCEEDED":
         render.err.print(f"Error: {run.error}")
         raise typer.Exit(EXIT_RUN_NOT_SUCCEEDED)
@@ -177,10 +204,10 @@ def job_stop(
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
-    database: Annotated[str, typer.Option(help="Database unqualified table names are in.")] = "gold",
-    output_format: Annotated[
-        str, typer.Option("--format", help="table, csv or json.")
-    ] = "table",
+    database: Annotated[
+        str, typer.Option(help="Database unqualified table names are in.")
+    ] = "gold",
+    output_format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     max_rows: Annotated[
         int | None, typer.Option(help="Stop after this many rows (table format: 1000 by default).")
     ] = None,
@@ -205,34 +232,48 @@ def query(
 
 @catalog_app.command("tables")
 def catalog_tables(
-    database: Annotated[str | None, typer.Argument(help="Only this database (e.g. raw, gold).")] = None,
+    database: Annotated[
+        str | None, typer.Argument(help="Only this database (e.g. raw, gold).")
+    ] = None,
     project: ProjectOption = None,
 ) -> None:
     """List tables with their row counts and current snapshot."""
     infos = _project(project).tables(database)
     table = render.Table("table", "rows", "files", "snapshot")
     for info in infos:
-        table.add_row(str(info.table), f"{info.rows:,}", str(info.files), str(info.snapshot_id or "-"))
+        table.add_row(
+            str(info.table), f"{info.rows:,}", str(info.files), str(info.snapshot_id or "-")
+        )
     render.out.print(table if infos else "No tables yet; run a job: sluice job start etl --wait")
 
 
 @catalog_app.command("describe")
 def catalog_describe(
-    table_name: Annotated[str, typer.Argument(metavar="TABLE", help="db.table, or a gold table name.")],
+    table_name: Annotated[
+        str, typer.Argument(metavar="TABLE", help="db.table, or a gold table name.")
+    ],
     project: ProjectOption = None,
 ) -> None:
     """Show a table's columns, types, row count and snapshot history."""
     desc = _project(project).describe(table_name)
-    render.out.print(f"{desc.info.table}: {desc.info.rows:,} rows in {desc.info.files} files at {desc.info.location}")
+    render.out.print(
+        f"{desc.info.table}: {desc.info.rows:,} rows in {desc.info.files} files "
+        f"at {desc.info.location}"
+    )
     columns = render.Table("column", "type", "required")
     for col in desc.columns:
         columns.add_row(col.name, col.type, "yes" if col.required else "no")
     render.out.print(columns)
-    history = render.Table("snapshot", "committed (UTC)", "operation", "rows", "run id", title="snapshots")
+    history = render.Table(
+        "snapshot", "committed (UTC)", "operation", "rows", "run id", title="snapshots"
+    )
     for snap in desc.snapshots:
         history.add_row(
-            str(snap.snapshot_id), snap.committed_at.strftime("%Y-%m-%d %H:%M:%S"), snap.operation,
-            f"{snap.rows:,}", (snap.run_id or "")[:15],
+            str(snap.snapshot_id),
+            snap.committed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            snap.operation,
+            f"{snap.rows:,}",
+            (snap.run_id or "")[:15],
         )
     render.out.print(history)
 
@@ -249,7 +290,7 @@ def demo(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path(".demo"),
     scale: Annotated[int, typer.Option(help="Scale of the generated source.")] = 1,
 ) -> None:
-    """Run the whole lab: generate the source, run the ETL job, show the catalog and top countries."""
+    """Run the whole lab: generate the source, run the ETL job, show catalog and top countries."""
     from sluice.config import PROJECT_FILE
     from sluice.project import Project
 
@@ -259,31 +300,28 @@ def demo(
     project = Project.open(directory)
     with render.RichProgress() as progress:
         run = project.run_job("etl", progress=progress)
-    render.out.print(f"Job etl run {run.run_id[:15]} {run.state.value} in {run.duration_seconds:.1f}s")
+    render.out.print(
+        f"Job etl run {run.run_id[:15]} {run.state.value} in {run.duration_seconds:.1f}s"
+    )
     if run.state != "SUCCEEDED":
         render.err.print(f"Error: {run.error}")
         raise typer.Exit(EXIT_RUN_NOT_SUCCEEDED)
     catalog_tables(project=directory)
     result = project.query(TOP_COUNTRIES_SQL)
     render.out.print(render.arrow_table(result.table, title="Top 10 countries by sales"))
-    render.out.print(f"Try: sluice query --project {directory} \"SELECT * FROM dim_products LIMIT 5\"")
+    render.out.print(
+        f'Try: sluice query --project {directory} "SELECT * FROM dim_products LIMIT 5"'
+    )
 
 
 def main() -> None:
-    """Entry point: run the app with one error boundary for SluiceError."""
-    import click
+    """Entry point: typer handles usage errors (exit 2); SluiceError becomes one line."""
+    import logging
 
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
     debug = "--debug" in sys.argv[1:] or os.environ.get("SLUICE_DEBUG") == "1"
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
-    except click.ClickException as exc:
-        exc.show()
-        raise SystemExit(2) from None
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        render.err.print("Interrupted.")
-        raise SystemExit(130) from None
+        app()
     except Exception as exc:
         from sluice.errors import SluiceError
 

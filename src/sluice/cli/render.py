@@ -10,8 +10,26 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+
+__all__ = [
+    "RichProgress",
+    "Table",
+    "arrow_table",
+    "err",
+    "out",
+    "runs_table",
+    "write_csv",
+    "write_json",
+]
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -72,7 +90,9 @@ class RichProgress:
 
 def runs_table(runs: list[JobRun]) -> Table:
     """Job run history as a table."""
-    table = Table("run id", "started (UTC)", "duration", "state", "rows read", "rows written", "error")
+    table = Table(
+        "run id", "started (UTC)", "duration", "state", "rows read", "rows written", "error"
+    )
     for run in runs:
         table.add_row(
             run.run_id[:15],
@@ -92,7 +112,11 @@ def arrow_table(data: pa.Table, *, title: str | None = None) -> Table:
 
     table = Table(title=title)
     for field in data.schema:
-        numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)
+        numeric = (
+            pa.types.is_integer(field.type)
+            or pa.types.is_floating(field.type)
+            or pa.types.is_decimal(field.type)
+        )
         table.add_column(field.name, justify="right" if numeric else "left")
     for row in data.to_pylist():
         table.add_row(*(_cell(v) for v in row.values()))

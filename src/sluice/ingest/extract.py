@@ -25,7 +25,9 @@ def extract_select(alias: str, table: SourceTable, *, run_id: str, extracted_at:
         for c in table.columns
     ]
     columns.append(f"{quote_literal(run_id)} AS {RUN_ID_COLUMN}")
-    columns.append(f"TIMESTAMPTZ {quote_literal(extracted_at.isoformat())} AS {EXTRACTED_AT_COLUMN}")
+    columns.append(
+        f"TIMESTAMPTZ {quote_literal(extracted_at.isoformat())} AS {EXTRACTED_AT_COLUMN}"
+    )
     return f"SELECT {', '.join(columns)} FROM {alias}.{quote_ident(table.name)}"
 
 

@@ -55,8 +55,7 @@ class Cancellation:
         with self._lock:
             if self.state is None:
                 self.state = state
-            for con in self._connections:
-                con.interrupt()
+        self.interrupt_all()
 
     def watch(self, con: duckdb.DuckDBPyConnection) -> None:
         """Interrupt this DuckDB connection on cancellation."""
@@ -64,6 +63,24 @@ class Cancellation:
             self._connections.append(con)
             if self.state is not None:
                 con.interrupt()
+
+    def unwatch(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Stop watching a connection that is about to close."""
+        with self._lock:
+            if con in self._connections:
+                self._connections.remove(con)
+
+    def interrupt_all(self) -> None:
+        """Interrupt every watched connection without ending the run (a task failed)."""
+        import duckdb
+
+        with self._lock:
+            connections = list(self._connections)
+        for con in connections:
+            try:
+                con.interrupt()
+            except duckdb.Error:
+                log.debug("connection closed before it could be interrupted")
 
     def check(self) -> None:
         """Raise RunInterruptedError if a stop was asked for."""
@@ -74,7 +91,9 @@ class Cancellation:
                 "nothing was published.",
             )
         if self.state is RunState.STOPPED:
-            raise RunInterruptedError(RunState.STOPPED, "Run stopped on request; nothing was published.")
+            raise RunInterruptedError(
+                RunState.STOPPED, "Run stopped on request; nothing was published."
+            )
 
 
 @dataclass(frozen=True)
@@ -100,7 +119,11 @@ def execute_run(env: RunEnvironment, run: JobRun, *, progress: Progress | None =
     pid = os.getpid()
     env.store.set_process(run.run_id, pid, process_identity(pid))
     cancellation = Cancellation(run.timeout_minutes)
-    with _run_log(Path(run.log_path)), _signals(cancellation), _timer(cancellation, run.timeout_minutes):
+    with (
+        _run_log(Path(run.log_path)),
+        _signals(cancellation),
+        _timer(cancellation, run.timeout_minutes),
+    ):
         log.info("run %s of job %s starting (pid %d)", run.run_id, run.job, pid)
         try:
             env.store.transition(run.run_id, RunState.RUNNING, expect=RunState.STARTING)
@@ -108,21 +131,22 @@ def execute_run(env: RunEnvironment, run: JobRun, *, progress: Progress | None =
             env.store.transition(run.run_id, RunState.STOPPED, message="stopped before it began")
             return env.store.get(run.job, run.run_id)
 
-        last_write = {"stage": "", "at": 0.0}
+        last_stage, last_at = [""], [0.0]
 
         def counters(*, stage: str, rows_read: int, rows_written: int) -> None:
             now = time.monotonic()
-            if stage != last_write["stage"] or now - float(last_write["at"]) >= PROGRESS_INTERVAL:
+            if stage != last_stage[0] or now - last_at[0] >= PROGRESS_INTERVAL:
                 env.store.set_progress(
                     run.run_id, stage=stage, rows_read=rows_read, rows_written=rows_written
                 )
-                last_write.update(stage=stage, at=now)
+                last_stage[0], last_at[0] = stage, now
 
         try:
             source_config = env.config.sources.get(job.source)
             if source_config is None:
                 raise JobError(
-                    f"Job {run.job} reads source '{job.source}', which sluice.yml does not declare.",
+                    f"Job {run.job} reads source '{job.source}', "
+                    "which sluice.yml does not declare.",
                     hint="Add it under 'sources:'.",
                 )
             etl = EtlRun(
@@ -147,17 +171,25 @@ def execute_run(env: RunEnvironment, run: JobRun, *, progress: Progress | None =
         else:
             counters(stage="done", rows_read=result.rows_read, rows_written=result.rows_written)
             env.store.transition(run.run_id, RunState.SUCCEEDED, report=result.report())
-            log.info("run %s SUCCEEDED: %d rows read, %d written", run.run_id, result.rows_read,
-                     result.rows_written)
+            log.info(
+                "run %s SUCCEEDED: %d rows read, %d written",
+                run.run_id,
+                result.rows_read,
+                result.rows_written,
+            )
     return env.store.get(run.job, run.run_id)
 
 
-def _record_failure(env: RunEnvironment, run: JobRun, cancellation: Cancellation, exc: BaseException) -> None:
+def _record_failure(
+    env: RunEnvironment, run: JobRun, cancellation: Cancellation, exc: BaseException
+) -> None:
     import duckdb
 
     if isinstance(exc, RunInterruptedError):
         state, message = exc.state, exc.message
-    elif cancellation.state is not None and isinstance(exc, (duckdb.InterruptException, KeyboardInterrupt)):
+    elif cancellation.state is not None and isinstance(
+        exc, (duckdb.InterruptException, KeyboardInterrupt)
+    ):
         state = cancellation.state
         try:
             cancellation.check()
@@ -169,7 +201,10 @@ def _record_failure(env: RunEnvironment, run: JobRun, cancellation: Cancellation
         state, message = RunState.FAILED, exc.message + (f" {exc.hint}" if exc.hint else "")
     else:
         state = RunState.FAILED
-        message = f"Internal error {type(exc).__name__}: {exc}. See 'sluice job logs {run.job} {run.run_id}'."
+        message = (
+            f"Internal error {type(exc).__name__}: {exc}. "
+            f"See 'sluice job logs {run.job} {run.run_id}'."
+        )
         log.exception("run %s failed with an internal error", run.run_id)
     log.error("run %s %s: %s", run.run_id, state, message)
     env.store.transition(run.run_id, state, error=message)
@@ -201,7 +236,7 @@ def _signals(cancellation: Cancellation) -> Iterator[None]:
     def stop(signum: int, frame: FrameType | None) -> None:
         cancellation.cancel(RunState.STOPPED)
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous[signum] = signal.signal(signum, stop)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -75,7 +76,14 @@ class JobService:
     def _spawn(self, run: JobRun) -> None:
         with open(run.log_path, "ab") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "sluice.jobs.worker", str(self.env.root), run.job, run.run_id],
+                [
+                    sys.executable,
+                    "-m",
+                    "sluice.jobs.worker",
+                    str(self.env.root),
+                    run.job,
+                    run.run_id,
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
@@ -83,10 +91,8 @@ class JobService:
                 close_fds=True,
             )
         _children.append(process)
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             self.env.store.set_process(run.run_id, process.pid, process_identity(process.pid))
-        except psutil.NoSuchProcess:
-            pass
 
     def execute(self, name: str, run_id: str) -> JobRun:
         """Run an existing STARTING run in this process (what the worker does)."""
@@ -117,14 +123,18 @@ class JobService:
             raise JobError(f"Run {run.run_id} already ended: {run.state}.")
         previous = run.state
         if run.state is not RunState.STOPPING:
-            previous = self.env.store.transition(run.run_id, RunState.STOPPING, message="stop requested")
+            previous = self.env.store.transition(
+                run.run_id, RunState.STOPPING, message="stop requested"
+            )
         if previous is RunState.STARTING:
             return self.env.store.get(name, run.run_id)
         if _alive(run):
             assert run.pid is not None
             os.kill(run.pid, signal.SIGTERM)
         else:
-            self.env.store.transition(run.run_id, RunState.STOPPED, message="no process was running it")
+            self.env.store.transition(
+                run.run_id, RunState.STOPPED, message="no process was running it"
+            )
         return self.env.store.get(name, run.run_id)
 
     def reap(self, name: str | None = None) -> None:

@@ -99,14 +99,17 @@ class RunStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            self._migrate(con)
+        self._migrated = False
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        """Open the store, creating and migrating it on first use."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
+            if not self._migrated:
+                self._migrate(con)
+                self._migrated = True
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("PRAGMA busy_timeout=30000")
@@ -188,7 +191,9 @@ class RunStore:
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                row = con.execute("SELECT state FROM job_runs WHERE run_id = ?", (run_id,)).fetchone()
+                row = con.execute(
+                    "SELECT state FROM job_runs WHERE run_id = ?", (run_id,)
+                ).fetchone()
                 if row is None:
                     raise NotFoundError(f"Job run {run_id} does not exist.")
                 current = RunState(row[0])
@@ -200,7 +205,13 @@ class RunStore:
                 con.execute(
                     "UPDATE job_runs SET state = ?, ended_at = COALESCE(?, ended_at),"
                     " error = COALESCE(?, error), report = COALESCE(?, report) WHERE run_id = ?",
-                    (to.value, ended, error, json.dumps(report, default=str) if report else None, run_id),
+                    (
+                        to.value,
+                        ended,
+                        error,
+                        json.dumps(report, default=str) if report else None,
+                        run_id,
+                    ),
                 )
                 con.execute(
                     "INSERT INTO job_run_events VALUES (?, ?, ?, ?, ?)",
@@ -214,6 +225,11 @@ class RunStore:
 
     def get(self, job: str, run_id: str) -> JobRun:
         """One run of a job, by id or by a unique prefix of at least 6 characters."""
+        if not self.path.exists():
+            raise NotFoundError(
+                f"Job run {run_id} of job {job} does not exist.",
+                hint=f"No runs yet; start one with 'sluice job start {job}'.",
+            )
         with self._connect() as con:
             rows = con.execute(
                 "SELECT * FROM job_runs WHERE job = ? AND run_id LIKE ? || '%' ESCAPE '\\'"
@@ -234,9 +250,12 @@ class RunStore:
 
     def runs(self, job: str | None = None, *, limit: int = 50) -> list[JobRun]:
         """Runs, newest first."""
+        if not self.path.exists():
+            return []
         with self._connect() as con:
             cursor = con.execute(
-                "SELECT * FROM job_runs WHERE ? IS NULL OR job = ? ORDER BY started_at DESC LIMIT ?",
+                "SELECT * FROM job_runs WHERE ? IS NULL OR job = ?"
+                " ORDER BY started_at DESC LIMIT ?",
                 (job, job, limit),
             )
             names = [d[0] for d in cursor.description]

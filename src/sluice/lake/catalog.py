@@ -6,6 +6,7 @@ rows with exactly the given files, atomically: readers see the old snapshot or t
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -76,9 +77,10 @@ def sqlalchemy_url(uri: str, *, root: Path) -> str:
 class Lake:
     """The project's Iceberg catalog and warehouse."""
 
-    def __init__(self, *, catalog_uri: str, warehouse: Path) -> None:
+    def __init__(self, *, catalog_uri: str, warehouse: Path, keep_snapshots: int = 10) -> None:
         self.catalog_uri = catalog_uri
         self.warehouse = warehouse
+        self.keep_snapshots = keep_snapshots
 
     @cached_property
     def catalog(self) -> SqlCatalog:
@@ -95,7 +97,9 @@ class Lake:
                 "sluice", uri=self.catalog_uri, warehouse=self.warehouse.resolve().as_uri()
             )
         except Exception as exc:
-            raise LakeError(f"Cannot open the Iceberg catalog at {self.catalog_uri}: {exc}") from exc
+            raise LakeError(
+                f"Cannot open the Iceberg catalog at {self.catalog_uri}: {exc}"
+            ) from exc
 
     def table_dir(self, table: TableName) -> Path:
         """The folder of a table's data and metadata (pyiceberg's default layout)."""
@@ -105,18 +109,19 @@ class Lake:
         """The folder Parquet data files of a table are written to."""
         return self.table_dir(table) / "data"
 
+    def prepare(self, databases: set[str]) -> None:
+        """Open the catalog and create the databases a run writes to."""
+        for database in sorted(databases):
+            self.ensure_database(database)
+
     def ensure_database(self, database: str) -> None:
         """Create a catalog namespace if it does not exist yet."""
         from pyiceberg.exceptions import NamespaceAlreadyExistsError
 
-        try:
+        with contextlib.suppress(NamespaceAlreadyExistsError):
             self.catalog.create_namespace(database)
-        except NamespaceAlreadyExistsError:
-            pass
 
-    def commit(
-        self, written: WrittenTable, *, schema: Any, run_id: str
-    ) -> TableCommit:
+    def commit(self, written: WrittenTable, *, schema: Any, run_id: str) -> TableCommit:
         """Replace the table's rows with ``written.files`` in one Iceberg commit.
 
         ``schema`` is the files' pyarrow schema. New columns are added to the table's
@@ -125,6 +130,7 @@ class Lake:
         from pyiceberg.exceptions import NoSuchTableError
         from pyiceberg.io.pyarrow import parquet_file_to_data_file
         from pyiceberg.table import TableProperties
+        from pyiceberg.table.update.snapshot import ExpireSnapshots
 
         ident = (written.table.database, written.table.name)
         properties = {RUN_ID_PROPERTY: run_id}
@@ -136,20 +142,38 @@ class Lake:
                 table = self._create(written.table, schema)
                 old_files = []
             with table.transaction() as tx:
-                if table.metadata.name_mapping() is None:
+                retention = str(self.keep_snapshots)
+                if (
+                    table.properties.get(TableProperties.METADATA_PREVIOUS_VERSIONS_MAX)
+                    != retention
+                ):
                     mapping = table.schema().name_mapping.model_dump_json()
-                    tx.set_properties({TableProperties.DEFAULT_NAME_MAPPING: mapping})
+                    tx.set_properties(
+                        {
+                            TableProperties.DEFAULT_NAME_MAPPING: mapping,
+                            TableProperties.METADATA_PREVIOUS_VERSIONS_MAX: retention,
+                            TableProperties.METADATA_DELETE_AFTER_COMMIT_ENABLED: "true",
+                        }
+                    )
                 if _schema_changed(table, schema):
                     with tx.update_schema() as update:
                         update.union_by_name(schema)
-                update_snapshot = tx.update_snapshot(snapshot_properties=properties)
-                with update_snapshot.overwrite() if old_files else update_snapshot.fast_append() as snap:
+                producer = (
+                    _replace_all(tx, properties)
+                    if old_files
+                    else tx.update_snapshot(snapshot_properties=properties).fast_append()
+                )
+                with producer as snap:
                     for old in old_files:
                         snap.delete_data_file(old)
                     for path in written.files:
                         snap.append_data_file(
                             parquet_file_to_data_file(table.io, tx.table_metadata, path)
                         )
+                expired = _beyond_history(tx.table_metadata.snapshots, self.keep_snapshots)
+                if expired:
+                    with ExpireSnapshots(transaction=tx) as expire:
+                        expire.by_ids(expired)
         except LakeError:
             raise
         except Exception as exc:
@@ -177,6 +201,8 @@ class Lake:
         from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
         try:
+            if not self._catalog_exists():
+                raise NoSuchTableError(str(table))
             return self.catalog.load_table((table.database, table.name))
         except (NoSuchTableError, NoSuchNamespaceError) as exc:
             known = [str(t.table) for t in self.tables()]
@@ -224,8 +250,8 @@ class Lake:
                 snapshot_id=s.snapshot_id,
                 committed_at=datetime.fromtimestamp(s.timestamp_ms / 1000, tz=UTC),
                 operation=str(s.summary.operation.value) if s.summary else "",
-                rows=int((s.summary or {}).get("total-records", 0) or 0),
-                run_id=(s.summary or {}).get(RUN_ID_PROPERTY),
+                rows=int(s.summary.get("total-records") or 0) if s.summary else 0,
+                run_id=s.summary.get(RUN_ID_PROPERTY) if s.summary else None,
             )
             for s in loaded.snapshots()
         )
@@ -239,6 +265,35 @@ class Lake:
         if self.catalog_uri.startswith("sqlite:////"):
             return Path(self.catalog_uri.removeprefix("sqlite:///")).is_file()
         return True
+
+
+def _replace_all(tx: Any, properties: dict[str, str]) -> Any:
+    """An OVERWRITE snapshot producer for a commit that replaces every live data file.
+
+    pyiceberg's overwrite keeps, in every later snapshot, the manifests that only record
+    deleted files, so a table replaced on every run grows one manifest per run and each
+    scan and commit gets slower. When all live files are replaced, no manifest of the
+    parent is needed: the new snapshot lists the added files and this commit's deletions.
+    """
+    from pyiceberg.table.snapshots import Operation
+    from pyiceberg.table.update.snapshot import _OverwriteFiles
+
+    class _ReplaceAllFiles(_OverwriteFiles):
+        def _existing_manifests(self) -> list[Any]:
+            return []
+
+    return _ReplaceAllFiles(
+        operation=Operation.OVERWRITE,
+        transaction=tx,
+        io=tx._table.io,
+        snapshot_properties=properties,
+    )
+
+
+def _beyond_history(snapshots: list[Any], keep: int) -> list[int]:
+    """Ids of all but the newest ``keep`` snapshots (history stays bounded, commits fast)."""
+    ordered = sorted(snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms))
+    return [s.snapshot_id for s in ordered[:-keep]] if len(ordered) > keep else []
 
 
 def _schema_changed(table: Table, schema: Any) -> bool:

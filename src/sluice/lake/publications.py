@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sluice.core import TableCommit, TableName
@@ -38,6 +39,12 @@ class PublicationStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
+
+    def _exists(self) -> bool:
+        """False for a SQLite catalog file not created yet (reads then see no tables)."""
+        if self.url.startswith("sqlite:///"):
+            return Path(self.url.removeprefix("sqlite:///")).is_file()
+        return True
 
     @cached_property
     def _schema(self) -> tuple[sa.Engine, sa.Table, sa.Table]:
@@ -78,7 +85,9 @@ class PublicationStore:
             result = conn.execute(
                 publications.insert().values(run_id=run_id, job=job, published_at=now)
             )
-            publication_id = int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            publication_id = int(key[0])
             if commits:
                 conn.execute(
                     tables.insert(),
@@ -101,6 +110,9 @@ class PublicationStore:
         """True when the run's publication record exists."""
         import sqlalchemy as sa
 
+        if not self._exists():
+            return False
+
         engine, publications, _ = self._schema
         with engine.connect() as conn:
             query = sa.select(publications.c.publication_id).where(publications.c.run_id == run_id)
@@ -109,6 +121,9 @@ class PublicationStore:
     def current(self) -> dict[TableName, PublishedTable]:
         """For every published table, its snapshot in the latest record that names it."""
         import sqlalchemy as sa
+
+        if not self._exists():
+            return {}
 
         engine, publications, tables = self._schema
         latest = (
@@ -150,10 +165,12 @@ class PublicationStore:
         """Every table the Iceberg SQL catalog holds (published or not), without pyiceberg."""
         import sqlalchemy as sa
 
+        if not self._exists():
+            return []
+
         engine, _, _ = self._schema
         if not sa.inspect(engine).has_table("iceberg_tables"):
             return []
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT table_namespace, table_name FROM iceberg_tables"))
             return sorted(TableName(ns, name) for ns, name in rows)
-

@@ -12,6 +12,7 @@ from sluice.config import CheckSpec
 from sluice.core import CheckResult, TableName
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import CheckFailedError
+from sluice.sql import references_in
 
 if TYPE_CHECKING:
     import duckdb
@@ -28,6 +29,7 @@ class Check:
     kind: str
     severity: str
     sql: str
+    reads: frozenset[TableName] = frozenset()
 
 
 def compile_check(model: TableName, spec: CheckSpec) -> Check:
@@ -51,7 +53,8 @@ def compile_check(model: TableName, spec: CheckSpec) -> Check:
     else:
         sql = (spec.sql or "").strip().rstrip(";")
         name = "sql"
-    return Check(spec.name or name, model.name, kind, spec.severity, sql)
+    reads = references_in(sql, default_database=model.database) | {model}
+    return Check(spec.name or name, model.name, kind, spec.severity, sql, reads)
 
 
 def _reconcile_sql(target: str, spec: CheckSpec) -> str:
@@ -128,7 +131,9 @@ def describe_failure(check: Check, count: int, sample: tuple[dict[str, object], 
         )
         return f"{check.model} does not reconcile with {check.name[10:-1]}: {figures}"
     if check.kind == "foreign_key":
-        problems = "; ".join(f"{row['problem']}: key {row['key']} ({row['rows']} rows)" for row in sample)
+        problems = "; ".join(
+            f"{row['problem']}: key {row['key']} ({row['rows']} rows)" for row in sample
+        )
         return f"{check.model} {check.name} failed on {count} keys: {problems}"
     shown = ", ".join(str(row) for row in sample[:2])
     return f"{check.model} {check.name} found {count} bad rows, e.g. {shown}"

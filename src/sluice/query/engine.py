@@ -1,14 +1,14 @@
 """Read-only SQL over the lake, as Athena does: DuckDB over the published snapshots.
 
 Each query gets a fresh in-memory DuckDB whose views read exactly the Parquet files of the
-published snapshots, then is locked down: no file access outside the warehouse, no
-ATTACH, no extension loading, no configuration changes.
+published snapshots, then is locked down: no other file can be read (not even unpublished
+files in the warehouse), no ATTACH, no extension loading, no configuration changes.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlglot
@@ -17,7 +17,7 @@ from sqlglot.errors import ParseError
 
 from sluice import duck
 from sluice.core import TableName
-from sluice.errors import NotFoundError, QueryError, did_you_mean
+from sluice.errors import NotFoundError, QueryError, SluiceError, did_you_mean
 from sluice.lake.catalog import Lake
 from sluice.lake.publications import PublicationStore
 
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _READ_ONLY = (exp.Query, exp.Describe)
+
+
+class TableNotFoundError(NotFoundError, QueryError):
+    """A query names a table that does not exist."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,10 @@ def validate_read_only(sql: str) -> str:
         raise QueryError("Run one statement at a time; this query has several.")
     statement = statements[0]
     if not isinstance(statement, _READ_ONLY):
-        kind = statement.key.upper()
+        kind = (statement.name if isinstance(statement, exp.Command) else statement.key).upper()
+        article = "an" if kind[:1] in "AEIOU" else "a"
         raise QueryError(
-            f"Queries are read-only: a {kind} statement is refused.",
+            f"Queries are read-only: {article} {kind} statement is refused.",
             hint="Change lake tables through models and 'sluice job start'.",
         )
     return text
@@ -87,7 +92,8 @@ class QueryEngine:
         databases = sorted({t.database for t in tables})
         if database not in databases:
             raise NotFoundError(
-                f"Database '{database}' has no published tables.{did_you_mean(database, databases)}",
+                f"Database '{database}' has no published tables."
+                f"{did_you_mean(database, databases)}",
                 hint="Run a job first ('sluice job start etl --wait') or pick one of: "
                 f"{', '.join(databases) or 'none yet'}.",
             )
@@ -102,8 +108,8 @@ class QueryEngine:
                 f"CREATE VIEW {duck.quote_ident(table.database)}.{duck.quote_ident(table.name)} AS "
                 f"SELECT * FROM read_parquet([{listed}])"
             )
-        warehouse = duck.quote_literal(str(self.lake.warehouse.resolve()) + "/")
-        con.execute(f"SET allowed_directories = [{warehouse}]")
+        readable = ", ".join(duck.quote_literal(f) for files in tables.values() for f in files)
+        con.execute(f"SET allowed_paths = [{readable}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         con.execute(f"USE memory.{duck.quote_ident(database)}")
@@ -135,13 +141,25 @@ class QueryEngine:
             con.close()
 
 
-def _query_error(exc: Exception, database: str, tables: list[TableName]) -> QueryError:
+def _query_error(exc: Exception, database: str, tables: list[TableName]) -> SluiceError:
     import duckdb
 
     first = str(exc).splitlines()[0]
     if isinstance(exc, duckdb.CatalogException):
         names = ", ".join(str(t) for t in tables)
-        return QueryError(first, hint=f"Tables you can query: {names}. Default database: {database}.")
+        hint = f"Tables you can query: {names}. Default database: {database}."
+        missing = re.search(r"Table with name (\S+) does not exist", first)
+        if missing:
+            name = missing.group(1)
+            candidates = [t.name for t in tables if t.database == database] + [
+                str(t) for t in tables
+            ]
+            return TableNotFoundError(
+                f"Table {name} does not exist.{did_you_mean(name, candidates)}", hint=hint
+            )
+        if "does not exist" in first:
+            return TableNotFoundError(first, hint=hint)
+        return QueryError(first, hint=hint)
     if isinstance(exc, duckdb.PermissionException):
         return QueryError(
             "Refused: queries may read lake tables only (no other files, ATTACH or extensions)."

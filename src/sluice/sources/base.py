@@ -30,6 +30,7 @@ class SourceTable:
 
     name: str
     columns: tuple[SourceColumn, ...]
+    estimated_rows: int | None = None
 
 
 class Source(Protocol):
@@ -58,9 +59,7 @@ def open_source(url: str, *, base_dir: Path) -> Source:
     target = _REGISTRY.get(scheme)
     if target is None:
         known = ", ".join(f"{name}://" for name in sorted(_REGISTRY))
-        raise SourceError(
-            f"Unsupported source URL '{redact(url)}'.", hint=f"Use one of: {known}."
-        )
+        raise SourceError(f"Unsupported source URL '{redact(url)}'.", hint=f"Use one of: {known}.")
     module_name, _, class_name = target.partition(":")
     import importlib
 

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sluice.duck import quote_literal
+from sluice.duck import quote_ident, quote_literal
 from sluice.errors import SourceError
 from sluice.sources.base import SourceColumn, SourceTable
 from sluice.sources.types import lake_type
@@ -46,7 +46,7 @@ class SqliteSource:
             raise SourceError(
                 f"Source file {self.path} does not exist.",
                 hint=f"Generate one with 'sluice source generate --out {self.path}' "
-                "or fix the source URL in sluice.yml.",
+                "or point the source URL at an existing file.",
             )
         with self.path.open("rb") as handle:
             if handle.read(16) != _SQLITE_MAGIC:
@@ -70,7 +70,10 @@ class SqliteSource:
                     "AND name NOT LIKE 'sqlite_%' ORDER BY name"
                 )
             ]
-            return [SourceTable(name, self._columns(con, name)) for name in names]
+            return [
+                SourceTable(name, self._columns(con, name), _estimated_rows(con, name))
+                for name in names
+            ]
         except sqlite3.DatabaseError as exc:
             raise SourceError(f"Cannot read source {self.path}: {exc}.") from exc
         finally:
@@ -90,6 +93,15 @@ class SqliteSource:
         """Attach the file to DuckDB read-only as ``alias``."""
         self._check_file()
         con.execute(f"ATTACH {quote_literal(str(self.path))} AS {alias} (TYPE sqlite, READ_ONLY)")
+
+
+def _estimated_rows(con: sqlite3.Connection, table: str) -> int | None:
+    """The largest rowid: an instant upper bound of the row count (None without rowids)."""
+    try:
+        row = con.execute(f"SELECT max(rowid) FROM {quote_ident(table)}").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return int(row[0] or 0) if row else None
 
 
 def _affinity_type(declared: str) -> str:

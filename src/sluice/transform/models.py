@@ -12,8 +12,7 @@ from sqlglot.errors import ParseError
 
 from sluice.core import TableName
 from sluice.errors import TransformError, did_you_mean
-
-DIALECT = "duckdb"
+from sluice.sql import DIALECT, table_references
 
 
 @dataclass(frozen=True)
@@ -43,14 +42,8 @@ def parse_model(path: Path, *, database: str) -> Model:
         ) from exc
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise TransformError(f"{where} must be exactly one SELECT statement.")
-    tree = statements[0]
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    reads = set()
-    for table in tree.find_all(exp.Table):
-        if not isinstance(table.this, exp.Identifier) or (not table.db and table.name in ctes):
-            continue
-        reads.add(TableName(table.db or database, table.name))
-    return Model(path.stem, path, sql, TableName(database, path.stem), frozenset(reads))
+    reads = table_references(statements[0], default_database=database)
+    return Model(path.stem, path, sql, TableName(database, path.stem), reads)
 
 
 def load_models(folder: Path, *, database: str, available: set[TableName]) -> list[Model]:
@@ -60,7 +53,9 @@ def load_models(folder: Path, *, database: str, available: set[TableName]) -> li
     """
     if not folder.is_dir():
         raise TransformError(f"Models folder {folder} does not exist; create it or fix 'models:'.")
-    models = {m.name: m for m in (parse_model(p, database=database) for p in sorted(folder.glob("*.sql")))}
+    models = {
+        m.name: m for m in (parse_model(p, database=database) for p in sorted(folder.glob("*.sql")))
+    }
     outputs = {m.table for m in models.values()}
     known = available | outputs
     graph: dict[str, set[str]] = {}
