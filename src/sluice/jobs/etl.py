@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluice.jobs.etl")
 SOURCE_ALIAS = "src"
+KEEP_PUBLICATIONS = 3
 
 
 class Checkpoint(Protocol):
@@ -79,6 +80,7 @@ class EtlRun:
     checkpoint: Checkpoint
     counters: Counters
     temp_dir: Path
+    started_at: datetime = field(default_factory=utcnow)
     rows_read: int = 0
     rows_written: int = 0
     written_files: list[str] = field(default_factory=list)
@@ -183,6 +185,7 @@ def _run(run: EtlRun) -> EtlResult:
         failpoint("published")
         run.progress.item_done("publish", "publication record")
         run.progress.stage_finished("publish")
+        _remove_old_files(run, commits)
         return EtlResult(run.rows_read, run.rows_written, tuple(commits), tuple(results))
     finally:
         run.checkpoint.unwatch(con)
@@ -377,6 +380,22 @@ def _expose(con: duckdb.DuckDBPyConnection, table: TableName, path: Path) -> Non
         f"CREATE OR REPLACE VIEW {table.database}.{duck.quote_ident(table.name)} AS "
         f"SELECT * FROM read_parquet({duck.quote_literal(str(path))})"
     )
+
+
+def _remove_old_files(run: EtlRun, commits: list[TableCommit]) -> None:
+    """Delete data files that neither the retained snapshots nor recent publications use."""
+    keep = run.publications.recent_runs(KEEP_PUBLICATIONS) | {run.run_id}
+    started = run.started_at.timestamp()
+    removed = 0
+    for commit in commits:
+        try:
+            removed += len(
+                run.lake.remove_unreferenced(commit.table, keep_runs=keep, older_than=started)
+            )
+        except OSError as exc:
+            log.warning("could not remove old files of %s: %s", commit.table, exc)
+    if removed:
+        log.info("removed %d data files no snapshot or recent publication uses", removed)
 
 
 def _remove_uncommitted(files: list[str], committed: set[str]) -> None:

@@ -196,6 +196,27 @@ class Lake:
             (name.database, name.name), schema=schema, location=self.table_dir(name).as_uri()
         )
 
+    def remove_unreferenced(
+        self, table: TableName, *, keep_runs: set[str], older_than: float
+    ) -> list[str]:
+        """Delete the table's run data files that no retained snapshot and no kept run uses.
+
+        Only files named ``jr_<run id>.parquet`` last modified before ``older_than`` (a
+        POSIX time) are candidates, so files a running job is writing are never touched.
+        Returns the deleted paths.
+        """
+        loaded = self.load(table)
+        keep = set(keep_runs)
+        for snapshot in loaded.snapshots():
+            if snapshot.summary and snapshot.summary.get(RUN_ID_PROPERTY):
+                keep.add(str(snapshot.summary.get(RUN_ID_PROPERTY)))
+        removed = []
+        for path in self.data_dir(table).glob("jr_*.parquet"):
+            if path.stem not in keep and path.stat().st_mtime < older_than:
+                path.unlink(missing_ok=True)
+                removed.append(str(path))
+        return removed
+
     def load(self, table: TableName) -> Table:
         """Load a table, or raise NotFoundError naming the tables that do exist."""
         from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError

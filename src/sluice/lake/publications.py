@@ -161,6 +161,21 @@ class PublicationStore:
             for r in rows
         }
 
+    def recent_runs(self, count: int) -> set[str]:
+        """Run ids of the ``count`` latest publications (readers may still be using them)."""
+        import sqlalchemy as sa
+
+        if not self._exists():
+            return set()
+        engine, publications, _ = self._schema
+        query = (
+            sa.select(publications.c.run_id)
+            .order_by(publications.c.publication_id.desc())
+            .limit(count)
+        )
+        with engine.connect() as conn:
+            return {row[0] for row in conn.execute(query)}
+
     def catalog_tables(self) -> list[TableName]:
         """Every table the Iceberg SQL catalog holds (published or not), without pyiceberg."""
         import sqlalchemy as sa

@@ -1,0 +1,64 @@
+"""Bounded history: old snapshots expire, unreferenced data files are deleted, and what
+readers use is never touched."""
+
+from __future__ import annotations
+
+import signal
+
+from sluice.core import TableName
+from sluice.project import Project
+from tests.conftest import sluice_cli
+from tests.jobs.helpers import drop_orders, lake_totals, source_totals
+
+
+def _keep_snapshots(project: Project, count: int) -> Project:
+    config = project.root / "sluice.yml"
+    config.write_text(
+        config.read_text().replace(
+            "  warehouse: warehouse\n", f"  warehouse: warehouse\n  keep_snapshots: {count}\n"
+        )
+    )
+    return Project.open(project.root)
+
+
+def test_history_is_bounded_and_old_files_are_removed(project: Project) -> None:
+    project = _keep_snapshots(project, 2)
+    runs = []
+    for _ in range(5):
+        run = project.run_job("etl")
+        assert run.state == "SUCCEEDED"
+        runs.append(run.run_id)
+        drop_orders(project, 1)
+    fact = TableName("gold", "fact_orders")
+    description = project.lake.describe(fact)
+    assert [s.run_id for s in description.snapshots] == runs[-2:]
+    files = sorted(p.stem for p in project.lake.data_dir(fact).glob("*.parquet"))
+    assert files == sorted(runs[-3:])
+    current = project.query("SELECT count(*) AS n FROM fact_orders").table.to_pylist()[0]["n"]
+    assert current == description.info.rows
+
+
+def test_files_of_a_killed_run_are_removed_by_the_next_run(project: Project) -> None:
+    project = _keep_snapshots(project, 1)
+    project.run_job("etl")
+    killed = sluice_cli(
+        "job",
+        "start",
+        "etl",
+        "--wait",
+        "--quiet",
+        "--project",
+        project.root,
+        env={"SLUICE_FAILPOINTS": "transform:fact_orders"},
+    )
+    assert killed.returncode == -signal.SIGKILL
+    killed_id = project.jobs.runs("etl")[0].run_id
+    fact_dir = project.lake.data_dir(TableName("gold", "fact_orders"))
+    assert (fact_dir / f"{killed_id}.parquet").exists()
+
+    project.run_job("etl")
+    project.run_job("etl")
+    project.run_job("etl")
+    leftovers = [p for p in project.lake.warehouse.rglob(f"{killed_id}.parquet")]
+    assert leftovers == []
+    assert lake_totals(project) == source_totals(project)
