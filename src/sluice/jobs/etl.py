@@ -309,7 +309,7 @@ def _critical_path(graph: dict[str, set[str]], tasks: dict[str, Task]) -> Callab
         if isinstance(task, SourceTable):
             cost[name] = float(task.estimated_rows or 0)
         elif isinstance(task, Model):
-            cost[name] = sum(cost[dep] for dep in graph[name]) / 2 or 1.0
+            cost[name] = sum(cost[dep] for dep in graph[name]) or 1.0
         else:
             cost[name] = 1.0
     dependents: dict[str, list[str]] = {name: [] for name in graph}

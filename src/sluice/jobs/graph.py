@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Callable, Iterable
+import heapq
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
@@ -20,7 +21,8 @@ def run_graph(
 ) -> dict[str, T]:
     """Run ``work(name)`` for every node after all of its dependencies; return the results.
 
-    Ready tasks start in descending ``priority``. On the first failure ``on_error`` is
+    At most ``workers`` tasks run at once; of the ready ones, the highest ``priority``
+    starts first. On the first failure ``on_error`` is
     called (to interrupt the running tasks), the rest are not started and the error
     is raised once the running tasks have ended.
 
@@ -33,11 +35,16 @@ def run_graph(
     sorter = graphlib.TopologicalSorter(dependencies)
     sorter.prepare()
     results: dict[str, T] = {}
+    ready: list[tuple[float, str]] = []
     running: dict[Future[T], str] = {}
     failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sluice-task") as pool:
+    limit = max(1, workers)
+    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="sluice-task") as pool:
         while failure is None and sorter.is_active():
-            for name in _by_priority(sorter.get_ready(), priority):
+            for name in sorter.get_ready():
+                heapq.heappush(ready, (-priority(name), name))
+            while ready and len(running) < limit:
+                _, name = heapq.heappop(ready)
                 running[pool.submit(work, name)] = name
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
@@ -54,7 +61,3 @@ def run_graph(
     if failure is not None:
         raise failure
     return results
-
-
-def _by_priority(names: Iterable[str], priority: Callable[[str], float]) -> list[str]:
-    return sorted(names, key=lambda name: (-priority(name), name))

@@ -53,8 +53,21 @@ def compile_check(model: TableName, spec: CheckSpec) -> Check:
     else:
         sql = (spec.sql or "").strip().rstrip(";")
         name = "sql"
-    reads = references_in(sql, default_database=model.database) | {model}
-    return Check(spec.name or name, model.name, kind, spec.severity, sql, reads)
+    return Check(spec.name or name, model.name, kind, spec.severity, sql, _reads(model, spec, sql))
+
+
+def _reads(model: TableName, spec: CheckSpec, sql: str) -> frozenset[TableName]:
+    """The tables a check reads: known for built-in kinds, parsed for custom SQL."""
+    if spec.reconcile is not None:
+        return frozenset(
+            {model, TableName.parse(spec.reconcile.source, default_database=model.database)}
+        )
+    if spec.foreign_key is not None:
+        ref_table = spec.foreign_key.references.rpartition(".")[0]
+        return frozenset({model, TableName.parse(ref_table, default_database=model.database)})
+    if spec.sql is not None:
+        return references_in(sql, default_database=model.database) | {model}
+    return frozenset({model})
 
 
 def _reconcile_sql(target: str, spec: CheckSpec) -> str:
