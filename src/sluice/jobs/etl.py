@@ -9,6 +9,7 @@ from __future__ import annotations
 import graphlib
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -128,6 +129,8 @@ def run_etl(run: EtlRun) -> EtlResult:
     except BaseException:
         _remove_uncommitted(run.written_files, run.committed)
         raise
+    finally:
+        shutil.rmtree(run.temp_dir, ignore_errors=True)
 
 
 def _run(run: EtlRun) -> EtlResult:

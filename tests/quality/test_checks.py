@@ -1,0 +1,57 @@
+"""Check SQL returns exactly the bad rows, compared with the obvious formulation."""
+
+from __future__ import annotations
+
+import duckdb
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluice.config import CheckSpec, ForeignKeyCheck
+from sluice.core import TableName
+from sluice.quality.checks import compile_check, run_check
+
+small = st.one_of(st.none(), st.integers(min_value=0, max_value=3))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(small, small, small), max_size=40), st.integers(min_value=1, max_value=3))
+def test_unique_finds_exactly_the_duplicated_keys(
+    rows: list[tuple[int | None, ...]], width: int
+) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA gold")
+    con.execute("CREATE TABLE gold.t (a INTEGER, b INTEGER, c INTEGER)")
+    if rows:
+        con.executemany("INSERT INTO gold.t VALUES (?, ?, ?)", rows)
+    columns = ["a", "b", "c"][:width]
+    check = compile_check(TableName("gold", "t"), CheckSpec(unique=columns))
+    expected = con.execute(
+        f"SELECT {', '.join(columns)}, count(*) FROM gold.t GROUP BY ALL HAVING count(*) > 1"
+    ).fetchall()
+    actual = con.execute(check.sql).fetchall()
+    assert sorted(actual, key=repr) == sorted(expected, key=repr)
+    result = run_check(con, check)
+    assert result.failing_rows == len(expected)
+    assert result.passed == (not expected)
+
+
+def test_foreign_key_reports_missing_null_and_duplicate_keys() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA gold")
+    con.execute("CREATE TABLE gold.dim AS SELECT * FROM (VALUES (1), (2), (2)) v(k)")
+    con.execute("CREATE TABLE gold.fact AS SELECT * FROM (VALUES (1), (3), (3), (NULL)) v(k)")
+    spec = CheckSpec(foreign_key=ForeignKeyCheck(column="k", references="dim.k"))
+    result = run_check(con, compile_check(TableName("gold", "fact"), spec))
+    problems = sorted(
+        ((row["problem"], row["key"], row["rows"]) for row in result.sample), key=repr
+    )
+    assert problems == [
+        ("missing from dim", "3", 2),
+        ("missing from dim", None, 1),
+        ("not unique in dim", "2", 2),
+    ]
+    optional = CheckSpec(
+        foreign_key=ForeignKeyCheck(column="k", references="dim.k", required=False)
+    )
+    lenient = run_check(con, compile_check(TableName("gold", "fact"), optional))
+    assert lenient.failing_rows == 2
