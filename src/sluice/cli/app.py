@@ -93,7 +93,9 @@ def init(
     """Write a ready project: project file, models, checks and (by default) a generated source."""
     from sluice.project import Project
 
-    result = Project.init(directory, example=example, source_url=source, scale=scale, seed=seed)
+    doing = "Writing the project" if source else f"Generating the source at scale {scale}"
+    with render.err.status(f"{doing} in {directory}..."):
+        result = Project.init(directory, example=example, source_url=source, scale=scale, seed=seed)
     render.out.print(f"Created project in {result.root}")
     if result.generated_rows:
         total = sum(result.generated_rows.values())
