@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import time
 from pathlib import Path
 
 from sluice.jobs.store import JobRun
 from sluice.project import Project
+from tests.conftest import sluice_cli
 
 SLOW_MODEL = "SELECT sum(hash(i)) AS h FROM range(100000000000) AS t(i)\n"
 
@@ -68,3 +70,19 @@ def wait_for(
             return run
         time.sleep(0.05)
     raise AssertionError(f"run {run_id} did not reach {stage or 'a final state'}: {run}")
+
+
+def run_killed_at(project: Project, point: str) -> JobRun:
+    """Run the job in a real CLI process that SIGKILLs itself at failpoint ``point``."""
+    killed = sluice_cli(
+        "job",
+        "start",
+        "etl",
+        "--wait",
+        "--quiet",
+        "--project",
+        project.root,
+        env={"SLUICE_FAILPOINTS": point},
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    return project.jobs.runs("etl")[0]

@@ -8,12 +8,12 @@ import signal
 import pytest
 
 from sluice.project import Project
-from tests.conftest import sluice_cli
 from tests.jobs.helpers import (
     SLOW_MODEL,
     drop_orders,
     lake_totals,
     published_run,
+    run_killed_at,
     source_totals,
     wait_for,
 )
@@ -42,19 +42,7 @@ def test_a_run_killed_before_publishing_changes_nothing_readers_see(
     drop_orders(project, 5)
     assert source_totals(project) != before
 
-    killed = sluice_cli(
-        "job",
-        "start",
-        "etl",
-        "--wait",
-        "--quiet",
-        "--project",
-        project.root,
-        env={"SLUICE_FAILPOINTS": point},
-    )
-    assert killed.returncode == -signal.SIGKILL
-
-    run = project.jobs.runs("etl")[0]
+    run = run_killed_at(project, point)
     assert run.state == "FAILED"
     assert "died" in (run.error or "")
     assert lake_totals(project) == before
@@ -69,18 +57,7 @@ def test_a_run_killed_before_publishing_changes_nothing_readers_see(
 def test_a_run_killed_right_after_publishing_counts_as_succeeded(project: Project) -> None:
     project.run_job("etl")
     drop_orders(project, 3)
-    killed = sluice_cli(
-        "job",
-        "start",
-        "etl",
-        "--wait",
-        "--quiet",
-        "--project",
-        project.root,
-        env={"SLUICE_FAILPOINTS": "published"},
-    )
-    assert killed.returncode == -signal.SIGKILL
-    run = project.jobs.runs("etl")[0]
+    run = run_killed_at(project, "published")
     assert run.state == "SUCCEEDED"
     assert lake_totals(project) == source_totals(project)
     assert published_run(project) == {run.run_id}

@@ -3,12 +3,9 @@ readers use is never touched."""
 
 from __future__ import annotations
 
-import signal
-
 from sluice.core import TableName
 from sluice.project import Project
-from tests.conftest import sluice_cli
-from tests.jobs.helpers import drop_orders, lake_totals, source_totals
+from tests.jobs.helpers import drop_orders, lake_totals, run_killed_at, source_totals
 
 
 def _keep_snapshots(project: Project, count: int) -> Project:
@@ -41,18 +38,7 @@ def test_history_is_bounded_and_old_files_are_removed(project: Project) -> None:
 def test_files_of_a_killed_run_are_removed_by_the_next_run(project: Project) -> None:
     project = _keep_snapshots(project, 1)
     project.run_job("etl")
-    killed = sluice_cli(
-        "job",
-        "start",
-        "etl",
-        "--wait",
-        "--quiet",
-        "--project",
-        project.root,
-        env={"SLUICE_FAILPOINTS": "transform:fact_orders"},
-    )
-    assert killed.returncode == -signal.SIGKILL
-    killed_id = project.jobs.runs("etl")[0].run_id
+    killed_id = run_killed_at(project, "transform:fact_orders").run_id
     fact_dir = project.lake.data_dir(TableName("gold", "fact_orders"))
     assert (fact_dir / f"{killed_id}.parquet").exists()
 
