@@ -60,18 +60,13 @@ def wait_for(
     final: bool = False,
     timeout: float = 60,
 ) -> JobRun:
-    """Poll a run until it reaches a stage or a final state.
-
-    Stages overlap (checks of finished models run while other models build), so
-    ``stage="transform"`` also accepts a run already reporting "check".
-    """
-    accepted = {stage, "check"} if stage == "transform" else {stage}
+    """Poll a run until it reaches a stage or a final state."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = project.jobs.get("etl", run_id)
         if final and run.state.is_final:
             return run
-        if stage is not None and run.stage in accepted and run.state == "RUNNING":
+        if stage is not None and run.stage == stage and run.state == "RUNNING":
             return run
         time.sleep(0.05)
     raise AssertionError(f"run {run_id} did not reach {stage or 'a final state'}: {run}")

@@ -286,11 +286,13 @@ def _execute(
                 rows = result.failing_rows
                 if not result.passed:
                     log.warning("check %s on %s: %s", result.name, result.model, result.message)
-            run.counters(stage=stage, rows_read=run.rows_read, rows_written=run.rows_written)
             run.progress.item_done(stage, item, rows)
             remaining[stage] -= 1
             if not remaining[stage]:
                 run.progress.stage_finished(stage)
+            # Stages overlap; a run is in the earliest one that still has work.
+            current = next((s for s, left in remaining.items() if left), "check")
+            run.counters(stage=current, rows_read=run.rows_read, rows_written=run.rows_written)
         failpoint(name)
         return result
 
