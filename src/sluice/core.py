@@ -39,6 +39,7 @@ class WrittenTable:
     table: TableName
     files: tuple[str, ...]
     rows: int
+    retained_runs: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TableCommit:
     metadata_location: str
     files: tuple[str, ...]
     rows: int
+    retained_runs: frozenset[str] = frozenset()
 
 
 class RunState(enum.StrEnum):

@@ -90,9 +90,13 @@ class RichProgress:
 
 def runs_table(runs: list[JobRun]) -> Table:
     """Job run history as a table."""
-    table = Table(
-        "run id", "started (UTC)", "duration", "state", "rows read", "rows written", "error"
-    )
+    table = Table()
+    table.add_column("run id", no_wrap=True, min_width=15)
+    table.add_column("started (UTC)")
+    table.add_column("duration", no_wrap=True)
+    table.add_column("state", no_wrap=True, min_width=9)
+    for name in ("rows read", "rows written", "error"):
+        table.add_column(name)
     for run in runs:
         table.add_row(
             run.run_id[:15],

@@ -395,7 +395,9 @@ def _remove_old_files(run: EtlRun, commits: list[TableCommit]) -> None:
     for commit in commits:
         try:
             removed += len(
-                run.lake.remove_unreferenced(commit.table, keep_runs=keep, older_than=started)
+                run.lake.remove_unreferenced(
+                    commit.table, keep_runs=keep | commit.retained_runs, older_than=started
+                )
             )
         except OSError as exc:
             log.warning("could not remove old files of %s: %s", commit.table, exc)

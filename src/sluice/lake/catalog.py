@@ -189,6 +189,7 @@ class Lake:
             metadata_location=table.metadata_location,
             files=written.files,
             rows=written.rows,
+            retained_runs=_run_ids(table.snapshots()),
         )
 
     def _create(self, name: TableName, schema: Any) -> Table:
@@ -197,19 +198,17 @@ class Lake:
         )
 
     def remove_unreferenced(
-        self, table: TableName, *, keep_runs: set[str], older_than: float
+        self, table: TableName, *, keep_runs: set[str] | frozenset[str], older_than: float
     ) -> list[str]:
-        """Delete the table's run data files that no retained snapshot and no kept run uses.
+        """Delete the table's run data files whose run is not in ``keep_runs``.
 
-        Only files named ``jr_<run id>.parquet`` last modified before ``older_than`` (a
-        POSIX time) are candidates, so files a running job is writing are never touched.
+        ``keep_runs`` must hold the runs of the table's retained snapshots (see
+        ``TableCommit.retained_runs``) and of the publications readers may still use. Only
+        files named ``jr_<run id>.parquet`` last modified before ``older_than`` (a POSIX
+        time) are candidates, so files a running job is writing are never touched.
         Returns the deleted paths.
         """
-        loaded = self.load(table)
-        keep = set(keep_runs)
-        for snapshot in loaded.snapshots():
-            if snapshot.summary and snapshot.summary.get(RUN_ID_PROPERTY):
-                keep.add(str(snapshot.summary.get(RUN_ID_PROPERTY)))
+        keep = keep_runs
         removed = []
         for path in self.data_dir(table).glob("jr_*.parquet"):
             if path.stem not in keep and path.stat().st_mtime < older_than:
@@ -308,6 +307,15 @@ def _replace_all(tx: Any, properties: dict[str, str]) -> Any:
         transaction=tx,
         io=tx._table.io,
         snapshot_properties=properties,
+    )
+
+
+def _run_ids(snapshots: list[Any]) -> frozenset[str]:
+    """The Sluice runs that produced these snapshots."""
+    return frozenset(
+        str(s.summary.get(RUN_ID_PROPERTY))
+        for s in snapshots
+        if s.summary and s.summary.get(RUN_ID_PROPERTY)
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sluice.config import CheckSpec
+from sluice.config import CheckSpec, ForeignKeyCheck
 from sluice.core import CheckResult, TableName
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import CheckFailedError
@@ -62,8 +62,7 @@ def _reads(model: TableName, spec: CheckSpec, sql: str) -> frozenset[TableName]:
             {model, TableName.parse(spec.reconcile.source, default_database=model.database)}
         )
     if spec.foreign_key is not None:
-        ref_table = spec.foreign_key.references.rpartition(".")[0]
-        return frozenset({model, TableName.parse(ref_table, default_database=model.database)})
+        return frozenset({model, _referenced(model, spec.foreign_key)[0]})
     if spec.sql is not None:
         return references_in(sql, default_database=model.database) | {model}
     return frozenset({model})
@@ -108,11 +107,16 @@ def _reconcile_sql(target: str, spec: CheckSpec) -> str:
     return "\nUNION ALL\n".join(parts) or "SELECT 1 WHERE false"
 
 
+def _referenced(model: TableName, fk: ForeignKeyCheck) -> tuple[TableName, str]:
+    """The table and column a foreign key points at (``dim.key`` is in the model's database)."""
+    table, _, column = fk.references.rpartition(".")
+    return TableName.parse(table, default_database=model.database), column
+
+
 def _foreign_key_sql(target: str, database: str, spec: CheckSpec) -> str:
     assert spec.foreign_key is not None
     fk = spec.foreign_key
-    ref_table, _, ref_column = fk.references.rpartition(".")
-    ref = TableName.parse(ref_table, default_database=database)
+    ref, ref_column = _referenced(TableName(database, ""), fk)
     ref_sql = f"{ref.database}.{quote_ident(ref.name)}"
     col, ref_col = quote_ident(fk.column), quote_ident(ref_column)
     null_clause = "" if fk.required else f" AND f.{col} IS NOT NULL"
