@@ -1,19 +1,25 @@
-# Sluice developer entry points. Every target creates .venv on first use.
+# Sluice developer entry points. Every target creates .venv on first use: the demo installs
+# Sluice alone, the other targets add the development tools (tests, lint, browser, notebook).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
 
 .PHONY: demo test bench lint clean
 
-$(STAMP): pyproject.toml
+$(CORE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(CORE)
+
+$(STAMP): $(CORE)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(CORE)
 	$(BIN)/sluice demo $(DEMO_DIR)
 
 test: $(STAMP)

@@ -33,6 +33,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+import http_bench
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 WORK = BENCH / ".work"
@@ -48,6 +50,7 @@ DEFAULT_GENERATOR = "sluice.sources.classicmodels:generate_classicmodels"
 HELP_RUNS = 10
 REFERENCE = "duckdb script"
 BUSY_CORES = 0.25  # other processes' CPU (in cores) above which a contender's timings are flagged
+HTTP_SCALE = 100  # the scale whose sluice project the HTTP section serves
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False, width=max(110, Console().width))
@@ -63,6 +66,7 @@ class Settings:
     repeat: int | None  # None: 5 timed runs at scale <= 100, 3 above
     timeout_s: float
     generator: str
+    http: bool = True  # the HTTP section at HTTP_SCALE (BENCH_HTTP=0: off)
 
     def repeats(self, scale: int) -> int:
         if self.repeat is not None:
@@ -81,6 +85,7 @@ def settings_from_env() -> Settings:
         repeat=max(1, int(repeat)) if repeat else None,
         timeout_s=float(os.environ.get("BENCH_TIMEOUT", "3600")),
         generator=os.environ.get("BENCH_GENERATOR", DEFAULT_GENERATOR),
+        http=os.environ.get("BENCH_HTTP", "1") != "0",
     )
 
 
@@ -612,6 +617,105 @@ def print_scale(result: ScaleResult, repeats: int) -> None:
         out.print(f"[bold yellow]WARNING[/bold yellow] scale {result.scale}: {escape(line)}")
 
 
+# ---------------------------------------------------------------- the HTTP section
+
+
+@dataclass
+class HttpSection:
+    result: http_bench.HttpResult | None
+    unavailable: str | None = None
+
+
+def bench_http(scale: ScaleResult) -> HttpSection:
+    """Serve the sluice project of this scale and time the dashboard and the export."""
+    sluice = next(o for o in scale.outcomes if o.name == "sluice")
+    if sluice.unavailable is not None:
+        return HttpSection(None, f"the sluice project is unavailable: {sluice.unavailable}")
+    workdir = WORK / f"scale-{scale.scale}" / "http"
+    project = sluice_project(WORK / f"scale-{scale.scale}" / "sluice")
+    progress(f"scale {scale.scale}: HTTP API: dashboard queries and the detail export ...")
+    try:
+        return HttpSection(http_bench.measure(SLUICE, project, workdir))
+    except (RuntimeError, OSError, duckdb.Error) as exc:
+        return HttpSection(None, str(exc).splitlines()[0])
+
+
+def http_targets(result: http_bench.HttpResult) -> list[Target]:
+    many = result.many_clients
+    targets = [
+        target("dashboard p95, 1 client", result.one_client.percentile(95),
+               unit=" ms", op="<", limit=50),
+        target(f"{http_bench.CLIENTS} clients: errors", float(many.errors),
+               unit="", op="<=", limit=0),
+        target(f"{http_bench.CLIENTS} clients: p95", many.percentile(95),
+               unit=" ms", op="<", limit=500),
+    ]  # fmt: skip
+    for export in result.exports:
+        value = ratio(statistics.median(export.api_s), statistics.median(export.direct_s))
+        label = f"{export.fmt} export ÷ direct + write"
+        targets.append(target(label, value, unit="x", op="<=", limit=2))
+    return targets
+
+
+def print_http(section: HttpSection, scale: int) -> None:
+    out.print()
+    if section.result is None:
+        out.print(f"[yellow]HTTP section unavailable: {escape(section.unavailable or '')}")
+        return
+    result = section.result
+    table = Table(
+        title=f"HTTP API at scale {scale} — the dashboard's {result.queries} statements "
+        f"(top N, sales by country, headline for 5 selections), POST + poll + results"
+    )
+    for name in ("how", "requests", "p50 ms", "p95 ms", "errors"):
+        table.add_column(name, justify="left" if name == "how" else "right")
+    rows = [
+        ("API, 1 client", result.one_client),
+        (f"API, {http_bench.CLIENTS} clients at once", result.many_clients),
+        ("DuckDB directly, same Parquet", result.direct),
+    ]
+    for how, lat in rows:
+        table.add_row(how, str(len(lat.seconds)), fmt(lat.percentile(50), ".1f"),
+                      fmt(lat.percentile(95), ".1f"), str(lat.errors))  # fmt: skip
+    out.print(table)
+    exports = Table(
+        title=f"detail export (sales by date, product line, product, country); "
+        f"median of {http_bench.EXPORT_RUNS} after 1 warm-up"
+    )
+    for name in ("format", "rows", "MB", "API s", "DuckDB + write s", "ratio"):
+        exports.add_column(name, justify="left" if name == "format" else "right")
+    for e in result.exports:
+        api, direct = statistics.median(e.api_s), statistics.median(e.direct_s)
+        exports.add_row(e.fmt, f"{e.rows:,}", f"{e.api_bytes / 1e6:.1f}", f"{api:.3f}",
+                        f"{direct:.3f}", fmt(ratio(api, direct)))  # fmt: skip
+    out.print(exports)
+    out.print(targets_table(f"HTTP targets at scale {scale}", http_targets(result)))
+    if result.load > (os.cpu_count() or 1):
+        out.print(
+            f"[bold yellow]WARNING[/bold yellow] HTTP: the machine's load average was "
+            f"{result.load:.1f} on {os.cpu_count()} cores; these latencies are likely inflated"
+        )
+
+
+def http_json(section: HttpSection) -> dict[str, Any]:
+    if section.result is None:
+        return {"unavailable": section.unavailable}
+    result = section.result
+
+    def latencies(lat: http_bench.Latencies) -> dict[str, Any]:
+        return {"requests": len(lat.seconds), "p50_ms": lat.percentile(50),
+                "p95_ms": lat.percentile(95), "errors": lat.errors}  # fmt: skip
+
+    return {
+        "one_client": latencies(result.one_client),
+        "many_clients": latencies(result.many_clients),
+        "direct": latencies(result.direct),
+        "exports": [asdict(e) for e in result.exports],
+        "targets": [target_json(t) for t in http_targets(result)],
+        "load_average": result.load,
+    }
+
+
 # ---------------------------------------------------------------- results.json
 
 
@@ -655,7 +759,10 @@ def target_json(t: Target) -> dict[str, Any]:
 
 
 def results_json(
-    settings: Settings, help_timing: HelpTiming | None, scales: list[ScaleResult]
+    settings: Settings,
+    help_timing: HelpTiming | None,
+    scales: list[ScaleResult],
+    http: HttpSection | None = None,
 ) -> dict[str, Any]:
     help_part = None
     if help_timing is not None:
@@ -677,6 +784,7 @@ def results_json(
             }
             for s in scales
         ],
+        "http": None if http is None else {"scale": HTTP_SCALE, **http_json(http)},
     }  # fmt: skip
 
 
@@ -709,10 +817,14 @@ def main() -> int:
     progress(f"scales {list(settings.scales)}, seed {settings.seed}; results -> {RESULTS}")
     help_timing = time_help()
     done: list[ScaleResult] = []
+    http: HttpSection | None = None
     for scale in settings.scales:
         done.append(bench_scale(scale, settings, generator))
         print_scale(done[-1], settings.repeats(scale))
-        write_results(results_json(settings, help_timing, done))
+        if scale == HTTP_SCALE and settings.http:
+            http = bench_http(done[-1])
+            print_http(http, scale)
+        write_results(results_json(settings, help_timing, done, http))
     out.print()
     out.print(targets_table("startup", [help_target(help_timing)]))
     if help_timing.unavailable:

@@ -8,6 +8,7 @@ nothing.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Callable
@@ -383,10 +384,14 @@ def test_init_into_a_non_empty_folder(tmp_path: Path, source_db: Callable[[int],
     assert (target / "notes.txt").read_text(encoding="utf-8") == "keep me\n"
 
 
-def test_init_over_an_existing_project(project: Project) -> None:
+def test_init_over_an_existing_project_with_another_source(
+    project: Project, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.db"
+    shutil.copy(project.root.parent / "source.db", other)
     before = snapshot(project.root.parent)
-    result = sluice_cli("init", project.root, cwd=project.root.parent)
-    error_line(result, 2, str(project.root), "already holds a Sluice project", "sluice init")
+    result = sluice_cli("init", project.root, "--source", f"sqlite:///{other}", cwd=tmp_path)
+    error_line(result, 2, str(project.root), "already holds a Sluice project", "sluice.yml")
     assert snapshot(project.root.parent) == before
 
 

@@ -20,18 +20,37 @@ COMMANDS = {
     "sluice",
     "sluice init",
     "sluice query",
+    "sluice query run",
+    "sluice query history",
+    "sluice serve",
     "sluice demo",
     "sluice source",
+    "sluice source check",
+    "sluice source simulate",
     "sluice source generate",
+    "sluice source load-dump",
     "sluice job",
     "sluice job start",
     "sluice job status",
     "sluice job runs",
     "sluice job logs",
     "sluice job stop",
+    "sluice job retry",
+    "sluice job graph",
+    "sluice job reset-cursor",
+    "sluice job accept-drift",
     "sluice catalog",
     "sluice catalog tables",
     "sluice catalog describe",
+    "sluice crawl",
+    "sluice plan",
+    "sluice apply",
+    "sluice destroy",
+    "sluice config",
+    "sluice config schema",
+    "sluice scheduler",
+    "sluice schedule",
+    "sluice schedule list",
 }
 
 
@@ -83,7 +102,22 @@ def test_root_help_in_a_subprocess(tmp_path: Path) -> None:
     assert "Sluice: the data engineering lifecycle on one machine." in result.stdout
     assert "--debug" in result.stdout
     assert "--version" in result.stdout
-    assert listed_commands(result.stdout) == {"init", "query", "demo", "source", "job", "catalog"}
+    assert listed_commands(result.stdout) == {
+        "init",
+        "query",
+        "serve",
+        "demo",
+        "source",
+        "job",
+        "catalog",
+        "crawl",
+        "plan",
+        "apply",
+        "destroy",
+        "config",
+        "scheduler",
+        "schedule",
+    }
     assert list(tmp_path.iterdir()) == []
 
 
@@ -92,7 +126,17 @@ def test_job_help_in_a_subprocess(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "Job runs" in result.stdout
-    assert listed_commands(result.stdout) == {"start", "status", "runs", "logs", "stop"}
+    assert listed_commands(result.stdout) == {
+        "start",
+        "retry",
+        "graph",
+        "status",
+        "runs",
+        "logs",
+        "stop",
+        "reset-cursor",
+        "accept-drift",
+    }
     assert list(tmp_path.iterdir()) == []
 
 

@@ -132,3 +132,22 @@ def test_read_sql_query_without_a_project(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(sluice.ProjectNotFoundError, match="sluice init"):
         sluice.read_sql_query("SELECT 1")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_sql_query_binds_parameters(built: Callable[[int], Project]) -> None:
+    proj = built(1)
+    ((expected,),) = source_rows(proj, "SELECT count(*) FROM orders WHERE status = 'Shipped'")
+    assert expected > 0
+    for sql, parameters in (
+        ("SELECT count(*) AS n FROM orders WHERE status = ?", ["Shipped"]),
+        ("SELECT count(*) AS n FROM orders WHERE status = $status", {"status": "Shipped"}),
+    ):
+        frame = sluice.read_sql_query(sql, "raw", project=proj, parameters=parameters)
+        assert int(frame["n"].iloc[0]) == expected
+    quoted = sluice.read_sql_query(
+        "SELECT count(*) AS n FROM orders WHERE status = ?",
+        "raw",
+        project=proj,
+        parameters=["Shipped' OR '1'='1"],
+    )
+    assert int(quoted["n"].iloc[0]) == 0

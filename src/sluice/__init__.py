@@ -28,6 +28,7 @@ if _TYPE_CHECKING:
     import pandas as pd
 
     from sluice.project import Project
+    from sluice.query.engine import Parameters
 
 __version__ = "0.1.0"
 
@@ -49,18 +50,24 @@ __all__ = [
 
 
 def read_sql_query(
-    sql: str, database: str = "gold", *, project: str | Path | Project | None = None
+    sql: str,
+    database: str = "gold",
+    *,
+    project: str | Path | Project | None = None,
+    parameters: Parameters = None,
 ) -> pd.DataFrame:
     """Run read-only SQL over a project's published tables and return a pandas DataFrame.
 
     The shape of awswrangler's ``athena.read_sql_query``: ``database`` is where
     unqualified table names are looked up; ``project`` is a folder (default: the current
-    folder or a parent) or an open ``Project``.
+    folder or a parent) or an open ``Project``; ``parameters`` are bound to ``?`` (a list)
+    or ``$name`` (a mapping) placeholders, never pasted into the SQL.
     """
     from sluice.project import Project
 
     opened = project if isinstance(project, Project) else Project.open(project)
-    frame: pd.DataFrame = opened.query(sql, database=database).table.to_pandas()
+    result = opened.query(sql, database=database, parameters=parameters)
+    frame: pd.DataFrame = result.table.to_pandas()
     return frame
 
 

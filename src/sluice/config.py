@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sluice.errors import ConfigError, ProjectNotFoundError
 
 PROJECT_FILE = "sluice.yml"
+SCHEMA_FILE = "sluice.schema.json"
+SCHEMA_COMMENT = f"# yaml-language-server: $schema={SCHEMA_FILE}"
 _SECRET_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -91,6 +93,101 @@ class CheckSpec(_Model):
         return kinds[0]
 
 
+class RetryConfig(_Model):
+    """How a job retries transient failures: a source that is down or drops the connection.
+
+    Waits grow exponentially from ``initial_seconds`` up to ``max_seconds``, with jitter, until
+    ``attempts`` tries or ``budget_seconds`` have passed; then the run fails.
+    """
+
+    attempts: Annotated[int, Field(ge=1)] = 5
+    initial_seconds: Annotated[float, Field(gt=0)] = 1.0
+    max_seconds: Annotated[float, Field(gt=0)] = 30.0
+    budget_seconds: Annotated[float, Field(gt=0)] = 300.0
+
+
+_INTERVAL = re.compile(
+    r"\d+(\.\d+)?\s*(microsecond|millisecond|second|minute|hour|day|week|month|year)s?",
+    re.IGNORECASE,
+)
+
+
+class IncrementalSpec(_Model):
+    """Incremental extraction of one table: read only rows past the last cursor, merge by key.
+
+    ``lookback`` re-reads that much before the last cursor (rows committed late in the source,
+    equal cursor values at a batch boundary): a number in the cursor's units, or an interval
+    such as ``"10 minutes"`` for a date or timestamp cursor.
+    """
+
+    cursor: Annotated[str, Field(min_length=1)]
+    primary_key: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    lookback: Annotated[float, Field(ge=0)] | str = 0
+
+    @field_validator("lookback")
+    @classmethod
+    def _interval(cls, value: float | str) -> float | str:
+        if isinstance(value, str) and not _INTERVAL.fullmatch(value.strip()):
+            raise ValueError("must be a number of cursor units or an interval like '10 minutes'")
+        return value.strip() if isinstance(value, str) else value
+
+
+DriftPolicy = Literal["evolve", "warn", "fail"]
+
+
+class SchemaDriftConfig(_Model):
+    """What a run does when a source table's columns no longer match its raw table.
+
+    ``evolve`` adds new columns, keeps dropped ones (NULL from then on) and widens types;
+    ``warn`` does the same and logs each change as a warning; ``fail`` quarantines the table
+    on any change. Incompatible type changes and primary key changes always quarantine.
+    ``tables`` overrides ``default`` per source table.
+    """
+
+    default: DriftPolicy = "evolve"
+    tables: dict[str, DriftPolicy] = Field(default_factory=dict)
+
+
+class ScheduleConfig(_Model):
+    """When the scheduler starts a job: a cron expression read in ``timezone``.
+
+    ``missed`` says what to do with slots that passed while no scheduler was running:
+    ``run_once`` starts one catch-up run for the latest of them, ``skip`` starts none.
+    Both record every missed slot.
+    """
+
+    cron: str
+    timezone: str = "UTC"
+    missed: Literal["run_once", "skip"] = "run_once"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str) -> str:
+        from croniter import croniter
+
+        try:
+            croniter(value)
+        except (ValueError, KeyError) as exc:
+            raise ValueError(
+                f"is not a cron expression ({exc}); use five fields: minute hour day-of-month "
+                "month day-of-week, e.g. '*/15 * * * *'"
+            ) from exc
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                "is not a time zone; use an IANA name such as UTC or Europe/Paris"
+            ) from exc
+        return value
+
+
 class JobConfig(_Model):
     """An ETL job: extract a source's tables into raw, build the models, check, publish."""
 
@@ -100,9 +197,74 @@ class JobConfig(_Model):
     gold_database: Annotated[str, Field(pattern=_IDENT)] = "gold"
     models: str = "models"
     timeout_minutes: Annotated[float, Field(gt=0)] = 60.0
+    task_timeout_minutes: Annotated[float, Field(gt=0)] | None = None
+    max_concurrent_runs: Annotated[int, Field(ge=1)] = 1
+    when_busy: Literal["refuse", "queue"] = "refuse"
     memory_limit: str | None = None
     threads: Annotated[int, Field(ge=1)] | None = None
     concurrency: Annotated[int, Field(ge=1)] | None = None
+    retry: RetryConfig = RetryConfig()
+    incremental: dict[str, IncrementalSpec] = Field(default_factory=dict)
+    schema_drift: SchemaDriftConfig = SchemaDriftConfig()
+
+    schedule: ScheduleConfig | None = None
+
+
+class QueryLimits(_Model):
+    """Bounds of query executions: each query's time and rows; DuckDB's memory and threads
+    (shared by the queries running at once); the pool size; how many results are kept."""
+
+    timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    max_rows: Annotated[int, Field(ge=1)] = 1_000_000
+    memory_limit: str = "1GB"
+    threads: Annotated[int, Field(ge=1)] = 2
+    workers: Annotated[int, Field(ge=1)] = 4
+    keep_results: Annotated[int, Field(ge=1)] = 200
+
+
+class PgEndpointConfig(_Model):
+    """``sluice serve --pg-port``: the PostgreSQL-protocol endpoint (off unless a port is set).
+
+    Clients log in as ``user`` with the password held in the environment variable named by
+    ``password_env``."""
+
+    port: Annotated[int | None, Field(ge=0, le=65535)] = None
+    user: Annotated[str, Field(min_length=1)] = "sluice"
+    password_env: Annotated[str, Field(min_length=1)] = "SLUICE_PG_PASSWORD"
+
+
+class ServeConfig(_Model):
+    """``sluice serve``: where it listens and the limits of its queries."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8787
+    queries: QueryLimits = QueryLimits()
+    pg: PgEndpointConfig = PgEndpointConfig()
+
+
+class CrawlerConfig(_Model):
+    """A crawler, as in Glue: registers the datasets under ``target`` as tables of ``database``.
+
+    ``update_behavior``: a file with new columns evolves the table (UPDATE_IN_DATABASE) or is
+    left out and reported (LOG). ``delete_behavior``: a table whose folder is gone is dropped
+    (DELETE_FROM_DATABASE), marked deprecated (DEPRECATE_IN_DATABASE) or only reported (LOG).
+    ``recrawl``: CRAWL_NEW_FOLDERS_ONLY leaves tables already crawled as they are.
+    """
+
+    target: Annotated[str, Field(min_length=1)]
+    database: Annotated[str, Field(pattern=_IDENT)]
+    update_behavior: Literal["LOG", "UPDATE_IN_DATABASE"] = "UPDATE_IN_DATABASE"
+    delete_behavior: Literal["LOG", "DELETE_FROM_DATABASE", "DEPRECATE_IN_DATABASE"] = (
+        "DEPRECATE_IN_DATABASE"
+    )
+    recrawl: Literal["CRAWL_EVERYTHING", "CRAWL_NEW_FOLDERS_ONLY"] = "CRAWL_EVERYTHING"
+
+    @field_validator("target")
+    @classmethod
+    def _local_target(cls, value: str) -> str:
+        if "://" in value and not value.startswith("file://"):
+            raise ValueError("is not supported yet: crawl a local folder (s3:// comes later)")
+        return value
 
 
 class ProjectConfig(_Model):
@@ -114,6 +276,22 @@ class ProjectConfig(_Model):
     catalog: CatalogConfig = CatalogConfig()
     jobs: dict[str, JobConfig] = Field(default_factory=dict)
     checks: dict[str, list[CheckSpec]] = Field(default_factory=dict)
+    crawlers: dict[str, CrawlerConfig] = Field(default_factory=dict)
+    serve: ServeConfig = ServeConfig()
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the project file, for editors that complete and check YAML.
+
+    >>> json_schema()["properties"]["lake"]["$ref"]
+    '#/$defs/LakeConfig'
+    """
+    schema = ProjectConfig.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": f"Sluice project file ({PROJECT_FILE})",
+    }
 
 
 def find_project_root(start: str | Path | None = None) -> Path:
@@ -161,6 +339,8 @@ def _describe_validation_error(exc: ValidationError, text: str, filename: str) -
         return f"{where}: unknown key '{key}'; remove it or check its spelling."
     if first["type"] == "missing":
         return f"{where}: '{key}' is required."
+    if first["type"] == "value_error":
+        return f"{where}: '{key}' {first['ctx']['error']} (got {first.get('input')!r})."
     return f"{where}: '{key}' {first['msg'].lower()} (got {first.get('input')!r})."
 
 

@@ -33,13 +33,74 @@ class TableName:
 
 
 @dataclass(frozen=True)
+class ColumnChunk:
+    """One column of one Parquet row group, as the file's footer describes it.
+
+    ``min`` and ``max`` are DuckDB's text form of the statistics (None when absent).
+    """
+
+    column: str
+    physical_type: str
+    values: int
+    nulls: int | None
+    min: str | None
+    max: str | None
+    compressed_size: int
+    data_page_offset: int
+    dictionary_page_offset: int | None
+
+
+@dataclass(frozen=True)
+class ParquetFooter:
+    """What a written Parquet file holds: size, rows, column types and statistics."""
+
+    path: str
+    size: int
+    rows: int
+    columns: tuple[tuple[str, str], ...]
+    row_groups: tuple[tuple[ColumnChunk, ...], ...]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far incremental extraction of a table got: the largest cursor value read (its
+    text form, None before any row) and the raw table snapshot that holds those rows."""
+
+    column: str
+    value: str | None
+    snapshot_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RawSchema:
+    """What a raw table holds now, to compare with its source table before extracting.
+
+    ``columns`` pairs each column name with its Iceberg type (``int``, ``decimal(10, 2)``);
+    ``primary_key`` is the key its incremental merges used (None when not recorded);
+    ``accepted`` says a schema change was accepted and the next run rebuilds the table.
+    """
+
+    columns: tuple[tuple[str, str], ...]
+    primary_key: tuple[str, ...] | None = None
+    accepted: bool = False
+
+
+@dataclass(frozen=True)
 class WrittenTable:
-    """Parquet files one stage wrote for a table, not yet committed to the lake."""
+    """Parquet files one stage wrote for a table, not yet committed to the lake.
+
+    ``footers`` (one per file, when the writer read them back) let the lake commit without
+    opening the files again. An incremental extraction sets ``cursor`` (committed with the
+    data; its ``snapshot_id`` is the snapshot the files were merged from) and ``rows_read``
+    (the rows read from the source, fewer than ``rows``).
+    """
 
     table: TableName
     files: tuple[str, ...]
     rows: int
-    retained_runs: frozenset[str] = frozenset()
+    footers: tuple[ParquetFooter, ...] = ()
+    cursor: Cursor | None = None
+    rows_read: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +113,16 @@ class TableCommit:
     files: tuple[str, ...]
     rows: int
     retained_runs: frozenset[str] = frozenset()
+
+
+class TaskState(enum.StrEnum):
+    """States of one task of a job run."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
 
 
 class RunState(enum.StrEnum):

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 _EXTENSION_PACKAGES = {
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
+    "mysql_scanner": "duckdb_extension_mysql_scanner",
+    "postgres_scanner": "duckdb_extension_postgres_scanner",
 }
 
 _NO_DOWNLOADS = {

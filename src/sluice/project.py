@@ -2,27 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sluice.config import PROJECT_FILE, ProjectConfig, find_project_root, load_config
+from sluice.config import (
+    PROJECT_FILE,
+    SCHEMA_COMMENT,
+    SCHEMA_FILE,
+    ProjectConfig,
+    find_project_root,
+    json_schema,
+    load_config,
+)
 from sluice.core import TableName
-from sluice.errors import ConfigError, SourceError
+from sluice.errors import ConfigError, NotFoundError, SourceError, did_you_mean
 from sluice.jobs.runner import RunEnvironment
 from sluice.jobs.service import JobService
 from sluice.lake.catalog import Lake, TableDescription, TableInfo, sqlalchemy_url
 from sluice.lake.publications import PublicationStore
-from sluice.query.engine import QueryEngine, QueryResult
+from sluice.query.engine import Parameters, QueryEngine, QueryResult
 
 if TYPE_CHECKING:
+    import threading
+
+    from sluice.catalog.crawler import CrawlReport
+    from sluice.config import QueryLimits
+    from sluice.infra.apply import ApplyResult
+    from sluice.infra.plan import Plan
+    from sluice.jobs.scheduler import Clock, Scheduler, ScheduleStatus
     from sluice.jobs.store import JobRun
     from sluice.observe.progress import Progress
+    from sluice.query.executions import QueryExecutions
+    from sluice.query.history import QueryExecution, QueryHistory
+    from sluice.sources.check import SourceReport
+    from sluice.sources.simulate import Activity, SimulationReport
 
 EXAMPLES = ("classicmodels",)
 STATE_DIR = ".sluice"
@@ -36,6 +57,7 @@ class InitResult:
     root: Path
     source_url: str
     generated_rows: dict[str, int] | None
+    created: bool = True
 
 
 class Project:
@@ -96,10 +118,63 @@ class Project:
         )
         return JobService(env, logs_dir=self.state_dir / "logs")
 
+    def scheduler(self, *, now: Clock | None = None) -> Scheduler:
+        """The scheduler of this project's job schedules (``now``: the clock, for tests)."""
+        from sluice.jobs.scheduler import Scheduler
+        from sluice.jobs.slots import SlotStore
+        from sluice.jobs.store import utcnow
+
+        slots = SlotStore(self.state_dir / "runs.db")
+        return Scheduler(self.config, self.jobs, slots, now=now or utcnow)
+
+    def schedules(self, *, count: int = 3) -> list[ScheduleStatus]:
+        """Each scheduled job's next ``count`` slots and its last handled slot."""
+        return self.scheduler().status(count=count)
+
+    def run_scheduler(
+        self,
+        *,
+        tick_seconds: float | None = None,
+        on_ready: Callable[[], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Start scheduled jobs at their slots until SIGINT/SIGTERM (or ``stop``); one
+        scheduler per project (``.sluice/scheduler.lock``)."""
+        from sluice.jobs.scheduler import DEFAULT_TICK_SECONDS, run_scheduler
+
+        run_scheduler(
+            self.scheduler(),
+            lock_path=self.state_dir / "scheduler.lock",
+            tick_seconds=DEFAULT_TICK_SECONDS if tick_seconds is None else tick_seconds,
+            on_ready=on_ready,
+            stop=stop,
+        )
+
     @cached_property
     def query_engine(self) -> QueryEngine:
         """Read-only SQL over the published tables."""
         return QueryEngine(self.lake, self.publications)
+
+    @cached_property
+    def query_history(self) -> QueryHistory:
+        """Query executions recorded in ``.sluice/runs.db``."""
+        from sluice.query.history import QueryHistory
+
+        return QueryHistory(self.state_dir / "runs.db")
+
+    def query_executions(self, limits: QueryLimits | None = None) -> QueryExecutions:
+        """A pool that runs query executions, as Athena does (call ``close`` when done).
+
+        ``limits`` default to ``serve.queries`` in the project file.
+        """
+        from sluice.query.executions import QueryExecutions
+
+        return QueryExecutions(
+            self.query_engine,
+            self.query_history,
+            self.state_dir / "queries",
+            limits or self.config.serve.queries,
+        )
 
     def run_job(
         self,
@@ -113,10 +188,48 @@ class Project:
         return self.jobs.start(name, wait=wait, progress=progress, timeout_minutes=timeout_minutes)
 
     def query(
-        self, sql: str, *, database: str = "gold", max_rows: int | None = None
+        self,
+        sql: str,
+        *,
+        database: str = "gold",
+        max_rows: int | None = None,
+        parameters: Parameters = None,
     ) -> QueryResult:
         """Run a read-only query over the published tables."""
-        return self.query_engine.run(sql, database=database, max_rows=max_rows)
+        return self.query_engine.run(
+            sql, database=database, max_rows=max_rows, parameters=parameters
+        )
+
+    def queries(self, *, limit: int = 50) -> list[QueryExecution]:
+        """Recorded query executions, newest first."""
+        return self.query_history.recent(limit=limit)
+
+    def check_source(self, name: str | None = None) -> SourceReport:
+        """Connect to a source (the only one, or ``name``): tables, row counts, privileges."""
+        from sluice.sources.base import open_source
+        from sluice.sources.check import check_source
+
+        name, url = self._source(name)
+        return check_source(name, open_source(url, base_dir=self.root))
+
+    def simulate(self, activity: Activity, source: str | None = None) -> SimulationReport:
+        """Apply live activity (orders, updates, deletes, drift, an outage) to a source."""
+        from sluice.sources.simulate import simulate
+
+        return simulate(self._source(source)[1], activity, base_dir=self.root)
+
+    def _source(self, name: str | None) -> tuple[str, str]:
+        """The name and URL of a declared source: ``name``, or the only one."""
+        names = sorted(self.config.sources)
+        if name is None and len(names) == 1:
+            name = names[0]
+        if name not in self.config.sources:
+            raise NotFoundError(
+                f"Source '{name}' is not declared in {PROJECT_FILE}."
+                f"{did_you_mean(name or '', names)}",
+                hint=f"Sources: {', '.join(names) or 'none'}.",
+            )
+        return name, self.config.sources[name].url
 
     def tables(self, database: str | None = None) -> list[TableInfo]:
         """Tables in the catalog (one database, or all)."""
@@ -125,6 +238,75 @@ class Project:
     def describe(self, table: str) -> TableDescription:
         """Columns, row count and snapshot history of ``db.table`` (or a gold table)."""
         return self.lake.describe(TableName.parse(table))
+
+    def crawl(self, name: str, *, dry_run: bool = False) -> CrawlReport:
+        """Run the crawler ``name`` from sluice.yml; ``dry_run`` reports without changing."""
+        from sluice.catalog.crawler import crawl
+
+        crawlers = self.config.crawlers
+        if name not in crawlers:
+            raise NotFoundError(
+                f"Crawler '{name}' is not declared in {PROJECT_FILE}."
+                f"{did_you_mean(name, crawlers)}",
+                hint=f"Crawlers: {', '.join(sorted(crawlers)) or 'none; add one under crawlers:'}.",
+            )
+
+        def run() -> CrawlReport:
+            return crawl(
+                name,
+                crawlers[name],
+                root=self.root,
+                lake=self.lake,
+                publications=self.publications,
+                dry_run=dry_run,
+            )
+
+        if dry_run:
+            return run()
+        from sluice.lock import ProcessLock
+
+        lock = ProcessLock(
+            self.state_dir / f"crawler-{name}.lock",
+            what=f"crawl of {name}",
+            hint="Wait for it to finish, then crawl again.",
+        )
+        with lock:
+            return run()
+
+    @property
+    def state_path(self) -> Path:
+        """``.sluice/state.json``: the resources ``apply`` has made."""
+        return self.state_dir / "state.json"
+
+    def plan(self, *, destroy: bool = False, keep_data: bool = False) -> Plan:
+        """Compare sluice.yml with what exists; ``destroy`` plans removing what Sluice made."""
+        from sluice.infra.inventory import declared_resources, observe
+        from sluice.infra.plan import destroy_diff, diff
+        from sluice.infra.state import load_state
+
+        declared = declared_resources(self.config, self.root)
+        current = observe(
+            declared,
+            root=self.root,
+            lake=self.lake,
+            state=load_state(self.state_path),
+            state_path=self.state_path,
+        )
+        if destroy:
+            return destroy_diff(current, project=str(self.root), keep_data=keep_data)
+        return diff(declared, current, project=str(self.root))
+
+    def apply(self, plan: Plan | None = None) -> ApplyResult:
+        """Apply ``plan`` (default: a fresh one); refuses a plan whose base state moved."""
+        from sluice.infra.apply import Target, apply_plan
+
+        target = Target(
+            root=self.root,
+            lake=self.lake,
+            state_path=self.state_path,
+            lock_path=self.state_dir / "apply.lock",
+        )
+        return apply_plan(plan or self.plan(), target)
 
     @staticmethod
     def init(
@@ -138,16 +320,14 @@ class Project:
         """Write a ready project for an example into ``directory`` (new or empty).
 
         By default the source is a freshly generated SQLite database inside the project;
-        ``source_url`` (``sqlite:///path``) uses an existing one instead.
+        ``source_url`` (``sqlite:///path``) uses an existing one instead. Run again on the
+        project, it changes nothing but an outdated or missing ``sluice.schema.json``.
         """
         if example not in EXAMPLES:
             raise ConfigError(f"Unknown example '{example}'; choose one of: {', '.join(EXAMPLES)}.")
         root = Path(directory).resolve()
         if (root / PROJECT_FILE).exists():
-            raise ConfigError(
-                f"{root} already holds a Sluice project.",
-                hint="Use it as it is, or pick a new folder for 'sluice init'.",
-            )
+            return _reinit(root, source_url)
         if root.exists() and any(root.iterdir()):
             raise ConfigError(f"{root} is not empty; 'sluice init' needs a new or empty folder.")
         url = _checked_source_url(source_url) if source_url else f"sqlite:///{DEFAULT_SOURCE}"
@@ -169,6 +349,30 @@ class Project:
         return InitResult(root, url, generated)
 
 
+def _reinit(root: Path, source_url: str | None) -> InitResult:
+    """``init`` on an existing project: check it, refresh its schema file, change nothing else."""
+    config = load_config(root / PROJECT_FILE)
+    urls = [source.url for source in config.sources.values()]
+    if source_url is not None and _checked_source_url(source_url) not in urls:
+        raise ConfigError(
+            f"{root} already holds a Sluice project, with other sources than {source_url}.",
+            hint="Edit its sluice.yml to change a source, or pick a new folder for 'sluice init'.",
+        )
+    _write_schema(root)
+    return InitResult(root, urls[0] if urls else "", None, created=False)
+
+
+def _write_schema(folder: Path) -> None:
+    """Write ``sluice.schema.json`` unless it is already up to date (atomically)."""
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    path = folder / SCHEMA_FILE
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
+    temp = path.with_name(f".{SCHEMA_FILE}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)
+
+
 def _checked_source_url(url: str) -> str:
     from sluice.sources.base import open_source
     from sluice.sources.sqlite import sqlite_path
@@ -188,8 +392,9 @@ def _copy_example(example: str, target: Path, *, source_url: str) -> None:
         destination.parent.mkdir(parents=True, exist_ok=True)
         text = item[1].read_text(encoding="utf-8")
         if relative == PROJECT_FILE:
-            text = text.replace("{source_url}", source_url)
+            text = f"{SCHEMA_COMMENT}\n" + text.replace("{source_url}", source_url)
         destination.write_text(text, encoding="utf-8")
+    _write_schema(target)
     if not (target / PROJECT_FILE).is_file():
         raise SourceError(f"Example {example} is missing its {PROJECT_FILE}; reinstall sluice.")
 

@@ -55,3 +55,54 @@ def test_foreign_key_reports_missing_null_and_duplicate_keys() -> None:
     )
     lenient = run_check(con, compile_check(TableName("gold", "fact"), optional))
     assert lenient.failing_rows == 2
+
+
+keys = st.lists(st.one_of(st.none(), st.integers(min_value=-2, max_value=6)), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(keys, keys, st.booleans())
+def test_foreign_key_proof_never_passes_a_broken_key(
+    dim: list[int | None], fact: list[int | None], required: bool
+) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA gold")
+    con.execute("CREATE TABLE gold.dim (k BIGINT)")
+    con.execute("CREATE TABLE gold.fact (k INTEGER)")
+    for table, values in (("dim", dim), ("fact", fact)):
+        for k in values:
+            con.execute(f"INSERT INTO gold.{table} VALUES (?)", [k])
+    spec = CheckSpec(foreign_key=ForeignKeyCheck(column="k", references="dim.k", required=required))
+    check = compile_check(TableName("gold", "fact"), spec)
+    assert check.proof is not None
+    bad_rows = con.execute(check.sql).fetchall()
+    proven = con.execute(check.proof).fetchone()
+    if proven == (True,):
+        assert bad_rows == []
+    assert run_check(con, check).failing_rows == len(bad_rows)
+
+
+def test_foreign_key_proof_holds_for_dense_surrogate_keys_only() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA gold")
+    con.execute(
+        "CREATE TABLE gold.dim AS SELECT range + 1 AS k, CAST(range + 1 AS VARCHAR) AS s FROM range(5)"
+    )
+    con.execute(
+        "CREATE TABLE gold.fact AS SELECT * FROM (VALUES (1, '1'), (5, '5'), (3, '3')) v(k, s)"
+    )
+    dense = compile_check(
+        TableName("gold", "fact"),
+        CheckSpec(foreign_key=ForeignKeyCheck(column="k", references="dim.k")),
+    )
+    text = compile_check(
+        TableName("gold", "fact"),
+        CheckSpec(foreign_key=ForeignKeyCheck(column="s", references="dim.s")),
+    )
+    assert dense.proof is not None and text.proof is not None
+    assert con.execute(dense.proof).fetchone() == (True,)
+    assert con.execute(text.proof).fetchone() == (False,)
+    assert run_check(con, dense).passed and run_check(con, text).passed
+    con.execute("DELETE FROM gold.dim WHERE k = 3")
+    assert con.execute(dense.proof).fetchone() == (False,)
+    assert run_check(con, dense).failing_rows == 1

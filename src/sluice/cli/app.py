@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 
 from sluice.cli import render
 
 if TYPE_CHECKING:
+    from sluice.jobs.store import JobRun
     from sluice.project import Project
 
 EXIT_RUN_NOT_SUCCEEDED = 4
@@ -29,17 +31,42 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 source_app = typer.Typer(
-    help="Source systems: generate the classicmodels database.", no_args_is_help=True
+    help="Source systems: generate the classicmodels database, load mysqldump files.",
+    no_args_is_help=True,
 )
 job_app = typer.Typer(
-    help="Job runs, as in Glue: start, status, runs, logs, stop.", no_args_is_help=True
+    help="Job runs, as in Glue: start, status, runs, logs, stop, retry, graph, reset-cursor, "
+    "accept-drift.",
+    no_args_is_help=True,
 )
 catalog_app = typer.Typer(
     help="Browse the lake's catalog: tables, columns, snapshots.", no_args_is_help=True
 )
+
+
+class _QueryGroup(typer.core.TyperGroup):
+    """``sluice query SQL`` means ``sluice query run SQL``; ``history`` is a subcommand."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] != "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+query_app = typer.Typer(
+    cls=_QueryGroup,
+    help='Read-only SQL over the lake, as in Athena: sluice query "SQL", or its history.',
+)
+config_app = typer.Typer(help="The project file: its JSON Schema.", no_args_is_help=True)
+schedule_app = typer.Typer(
+    help="Job schedules from sluice.yml: next run times, last slot handled.", no_args_is_help=True
+)
 app.add_typer(source_app, name="source")
 app.add_typer(job_app, name="job")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(query_app, name="query")
+app.add_typer(config_app, name="config")
+app.add_typer(schedule_app, name="schedule")
 
 ProjectOption = Annotated[
     Path | None,
@@ -90,12 +117,21 @@ def init(
     ] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the generated source.")] = 42,
 ) -> None:
-    """Write a ready project: project file, models, checks and (by default) a generated source."""
+    """Write a ready project: project file, models, checks and (by default) a generated source.
+
+    Run again on a project, it leaves it as it is and refreshes sluice.schema.json.
+    """
     from sluice.project import Project
 
     doing = "Writing the project" if source else f"Generating the source at scale {scale}"
     with render.err.status(f"{doing} in {directory}..."):
         result = Project.init(directory, example=example, source_url=source, scale=scale, seed=seed)
+    if not result.created:
+        render.out.print(
+            f"{result.root} already holds this Sluice project; left as it is "
+            "(sluice.schema.json is up to date)."
+        )
+        return
     render.out.print(f"Created project in {result.root}")
     if result.generated_rows:
         total = sum(result.generated_rows.values())
@@ -105,20 +141,157 @@ def init(
     render.out.print(f"Next: cd {result.root} && sluice job start etl --wait")
 
 
+@source_app.command("check")
+def source_check(
+    name: Annotated[
+        str | None, typer.Argument(help="The source to check (default: the only one).")
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Connect to a source, list its tables with row counts, and warn if it can be written."""
+    report = _project(project).check_source(name)
+    table = render.Table("table", "rows")
+    for table_name, rows in report.tables:
+        table.add_row(table_name, f"{rows:,}")
+    render.out.print(f"Source {report.name} at {report.url}: {len(report.tables)} tables")
+    render.out.print(table)
+    if report.write_privileges:
+        render.err.print(
+            f"Warning: the source's user may change data ({', '.join(report.write_privileges)}). "
+            "Sluice only reads: give it a user with SELECT only."
+        )
+
+
+@source_app.command("simulate")
+def source_simulate(
+    name: Annotated[
+        str | None, typer.Argument(help="The source to change (default: the only one).")
+    ] = None,
+    *,
+    orders_per_minute: Annotated[
+        float, typer.Option(help="New orders (with lines and a payment) per minute.")
+    ] = 60.0,
+    duration: Annotated[float, typer.Option(help="Seconds of activity.")] = 60.0,
+    updates: Annotated[
+        bool, typer.Option("--updates", help="Also ship and cancel orders, change prices.")
+    ] = False,
+    deletes: Annotated[
+        bool, typer.Option("--deletes", help="Also remove cancelled orders and old payments.")
+    ] = False,
+    drift: Annotated[
+        bool, typer.Option("--drift", help="Half way, add customers.loyaltyTier (and widen).")
+    ] = False,
+    outage: Annotated[
+        float, typer.Option(help="Seconds a third of the way in when the source is unusable.")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same choices.")] = 1,
+    project: ProjectOption = None,
+) -> None:
+    """Apply live activity to a source: new orders, updates, deletes, schema drift, an outage."""
+    from sluice.sources.simulate import Activity
+
+    activity = Activity(
+        orders_per_minute=orders_per_minute,
+        duration_seconds=duration,
+        updates=updates,
+        deletes=deletes,
+        drift=drift,
+        outage_seconds=outage,
+        seed=seed,
+    )
+    proj = _project(project)
+    with render.err.status(f"Simulating {duration:g} s of activity"):
+        report = proj.simulate(activity, name)
+    table = render.Table("activity", "count")
+    for label, value in (
+        ("orders placed", report.orders),
+        ("order lines", report.order_lines),
+        ("payments", report.payments),
+        ("orders shipped", report.shipped),
+        ("orders cancelled", report.cancelled),
+        ("price changes", report.price_changes),
+        ("orders deleted", report.deleted_orders),
+        ("payments deleted", report.deleted_payments),
+        ("sessions closed", report.sessions_closed),
+    ):
+        table.add_row(label, f"{value:,}")
+    render.out.print(table)
+    for change in report.schema_changes:
+        render.out.print(f"Schema change: {change}")
+    if report.outage_seconds:
+        render.out.print(f"Outage: {report.outage_seconds:.1f} s")
+
+
 @source_app.command("generate")
 def source_generate(
     scale: Annotated[int, typer.Option(help="1 is the original's size; rows grow linearly.")] = 1,
     seed: Annotated[int, typer.Option(help="Same seed and scale give the same data.")] = 42,
-    out: Annotated[Path, typer.Option(help="SQLite file to write (replaced atomically).")] = Path(
-        "classicmodels.db"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="SQLite file to write (replaced atomically; default classicmodels.db)."),
+    ] = None,
+    into: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL to write the tables into instead: sqlite:///file.db, "
+            "mysql://user@host:3306/db or postgresql://user@host:5432/db."
+        ),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="With --into: replace tables that exist.")
+    ] = False,
 ) -> None:
-    """Generate the classicmodels source database as an embedded SQLite file."""
-    from sluice.sources.classicmodels import generate_classicmodels
+    """Generate the classicmodels source database as a SQLite file or into a server."""
+    from sluice.errors import ConfigError
+    from sluice.sources.classicmodels import generate_classicmodels, write_classicmodels
 
-    with render.err.status(f"Generating classicmodels at scale {scale}..."):
-        counts = generate_classicmodels(out, scale=scale, seed=seed)
-    table = render.Table("table", "rows", title=f"{out} (scale {scale}, seed {seed})")
+    if out is not None and into is not None:
+        raise ConfigError("Pass either --out FILE or --into URL, not both.")
+    target = into if into is not None else str(out or Path("classicmodels.db"))
+    shown = _redacted(target)
+    with render.err.status(f"Generating classicmodels at scale {scale} into {shown}..."):
+        if into is not None:
+            counts = write_classicmodels(into, scale=scale, seed=seed, replace=replace)
+        else:
+            counts = generate_classicmodels(target, scale=scale, seed=seed)
+    _print_counts(counts, f"{shown} (scale {scale}, seed {seed})")
+
+
+@source_app.command("load-dump")
+def source_load_dump(
+    file: Annotated[Path, typer.Argument(help="A mysqldump-format .sql file.")],
+    into: Annotated[
+        str,
+        typer.Option(
+            help="Database URL to load into: sqlite:///file.db, mysql://user@host:3306/db "
+            "or postgresql://user@host:5432/db (password as ${env:VAR})."
+        ),
+    ],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace tables that exist (default: refuse).")
+    ] = False,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding of the dump, e.g. utf8mb4 or latin1 (default: detect)."),
+    ] = None,
+) -> None:
+    """Load a mysqldump file into SQLite, MariaDB or PostgreSQL, all or nothing."""
+    from sluice.sources.dump import load_dump
+
+    shown = _redacted(into)
+    with render.err.status(f"Loading {file} into {shown}..."):
+        counts = load_dump(file, into, replace=replace, encoding=encoding)
+    _print_counts(counts, f"{file} -> {shown}")
+
+
+def _redacted(url: str) -> str:
+    from sluice.config import redact
+
+    return redact(url)
+
+
+def _print_counts(counts: dict[str, int], title: str) -> None:
+    table = render.Table("table", "rows", title=title)
     for name, rows in counts.items():
         table.add_row(name, f"{rows:,}")
     render.out.print(table)
@@ -127,6 +300,7 @@ def source_generate(
 @job_app.command("start")
 def job_start(
     job: Annotated[str, typer.Argument(help="Job name from sluice.yml, e.g. etl.")],
+    *,
     wait: Annotated[
         bool, typer.Option("--wait", help="Run to the end here, with progress.")
     ] = False,
@@ -135,23 +309,85 @@ def job_start(
         float | None,
         typer.Option(help="Minutes before the run ends as TIMEOUT (default: the job's)."),
     ] = None,
+    start_from: Annotated[
+        list[str] | None,
+        typer.Option("--from", help="Rerun this task (e.g. fact_orders) and every task after it."),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only this task and the checks on its table (repeatable)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Leave this task out (repeatable).")
+    ] = None,
     project: ProjectOption = None,
 ) -> None:
-    """Start a job run and print its id; --wait runs it to the end and prints its state."""
+    """Start a job run and print its id; --wait runs it to the end and prints its state.
+
+    With --from, --only or --exclude the tasks left out keep their published tables."""
     proj = _project(project)
+    selection: dict[str, Any] = {
+        "timeout_minutes": timeout,
+        "start_from": _names(start_from),
+        "only": _names(only),
+        "exclude": _names(exclude),
+    }
     if not wait:
-        run = proj.jobs.start(job, timeout_minutes=timeout)
-        render.out.print(run.run_id)
+        render.out.print(proj.jobs.start(job, **selection).run_id)
         return
     if quiet:
-        run = proj.jobs.start(job, wait=True, timeout_minutes=timeout)
+        run = proj.jobs.start(job, wait=True, **selection)
     else:
         with render.RichProgress() as progress:
-            run = proj.jobs.start(job, wait=True, progress=progress, timeout_minutes=timeout)
+            run = proj.jobs.start(job, wait=True, progress=progress, **selection)
+    _print_final(run)
+
+
+def _names(values: list[str] | None) -> list[str]:
+    """Task names from repeated options, each possibly a comma-separated list."""
+    return [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+
+
+@job_app.command("retry")
+def job_retry(
+    job: Annotated[str, typer.Argument(help="Job name.")],
+    run_id: Annotated[str, typer.Argument(help="A FAILED run's id (or a unique prefix).")],
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Run to the end here, with progress.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Resume a failed run in a new run that reuses the tasks it finished; print the new id."""
+    proj = _project(project)
+    if not wait:
+        render.out.print(proj.jobs.retry(job, run_id).run_id)
+        return
+    if quiet:
+        run = proj.jobs.retry(job, run_id, wait=True)
+    else:
+        with render.RichProgress() as progress:
+            run = proj.jobs.retry(job, run_id, wait=True, progress=progress)
+    _print_final(run)
+
+
+@job_app.command("graph")
+def job_graph(
+    job: Annotated[str, typer.Argument(help="Job name.")],
+    fmt: Annotated[str, typer.Option("--format", help="text, dot (Graphviz) or mermaid.")] = "text",
+    project: ProjectOption = None,
+) -> None:
+    """Print the job's task graph: extracts, models, checks, then the publish."""
+    sys.stdout.write(_project(project).jobs.graph(job).render(fmt))
+
+
+def _print_final(run: JobRun) -> None:
     render.out.print(
         f"{run.run_id} {run.state.value} in {run.duration_seconds:.1f}s: "
         f"{run.rows_read:,} rows read, {run.rows_written:,} written"
     )
+    for line in render.drift_lines(run.report.get("schema_drift") or {}):
+        render.out.print(line)
     if run.state != "SUCCEEDED":
         render.err.print(f"Error: {run.error}")
         raise typer.Exit(EXIT_RUN_NOT_SUCCEEDED)
@@ -161,11 +397,18 @@ def job_start(
 def job_status(
     job: Annotated[str, typer.Argument(help="Job name.")],
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of it).")],
+    tasks: Annotated[bool, typer.Option("--tasks", help="Also list the run's tasks.")] = False,
     project: ProjectOption = None,
 ) -> None:
-    """Print the run's state: STARTING, RUNNING, STOPPING, STOPPED, SUCCEEDED, FAILED or TIMEOUT."""
-    run = _project(project).jobs.get(job, run_id)
-    render.out.print(run.state.value)
+    """Print the run's state: STARTING, RUNNING, STOPPING, STOPPED, SUCCEEDED, FAILED or TIMEOUT.
+
+    --tasks adds a table of its tasks: PENDING, RUNNING, SUCCEEDED, FAILED or SKIPPED."""
+    proj = _project(project)
+    run = proj.jobs.get(job, run_id)
+    queued = run.state == "STARTING" and run.stage == "queued"
+    render.out.print(run.state.value + (" (queued)" if queued else ""))
+    if tasks:
+        render.out.print(render.tasks_table(proj.jobs.tasks(job, run.run_id)))
 
 
 @job_app.command("runs")
@@ -203,7 +446,36 @@ def job_stop(
     render.out.print(run.state.value)
 
 
-@app.command()
+@job_app.command("reset-cursor")
+def job_reset_cursor(
+    job: Annotated[str, typer.Argument(help="Job name.")],
+    table: Annotated[str, typer.Argument(help="A table under the job's incremental: section.")],
+    project: ProjectOption = None,
+) -> None:
+    """Make the job's next run read all of an incremental table (Glue's reset-job-bookmark)."""
+    cursors = _project(project).jobs.reset_cursor(job, table)
+    was = ", ".join(f"{column} = {value}" for column, value in cursors.items())
+    render.out.print(
+        f"Cursor of {table} reset{f' (was {was})' if was else ''}; "
+        f"the next run of {job} reads the whole table."
+    )
+
+
+@job_app.command("accept-drift")
+def job_accept_drift(
+    job: Annotated[str, typer.Argument(help="Job name.")],
+    table: Annotated[str, typer.Argument(help="The quarantined source table.")],
+    project: ProjectOption = None,
+) -> None:
+    """Accept a quarantined table's schema change: the next run rebuilds its raw table."""
+    target = _project(project).jobs.accept_drift(job, table)
+    render.out.print(
+        f"Schema change of {table} accepted; the next run of {job} rebuilds {target} "
+        "with the source's current columns."
+    )
+
+
+@query_app.command("run")
 def query(
     sql: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
     database: Annotated[
@@ -230,6 +502,137 @@ def query(
         render.out.print(render.arrow_table(result.table))
     if result.truncated:
         render.err.print(f"(showing the first {limit:,} rows; raise --max-rows to see more)")
+
+
+@query_app.command("history")
+def query_history(
+    limit: Annotated[int, typer.Option(help="How many of the newest executions to show.")] = 20,
+    project: ProjectOption = None,
+) -> None:
+    """List query executions of the HTTP API: state, time, rows, input bytes, SQL, error."""
+    executions = _project(project).queries(limit=limit)
+    if not executions:
+        render.out.print("No query executions yet; start the server with 'sluice serve'.")
+        return
+    render.out.print(render.queries_table(executions))
+
+
+@app.command()
+def serve(
+    *,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on, 0 for any free one (default: 8787).")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: 127.0.0.1).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Queries run at once, the pool (default: 4).")
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Seconds a query may run before it FAILS (default: 60)."),
+    ] = None,
+    max_rows: Annotated[
+        int | None,
+        typer.Option(min=1, help="Rows kept per result; more is flagged (default: 1000000)."),
+    ] = None,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(help="DuckDB memory limit, shared by running queries (default: 1GB)."),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="DuckDB threads, shared by running queries (default: 2)."),
+    ] = None,
+    pg_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Also serve the PostgreSQL protocol on this port (off by default; the "
+            "password comes from SLUICE_PG_PASSWORD).",
+        ),
+    ] = None,
+    pg_user: Annotated[
+        str | None, typer.Option(help="User name PostgreSQL clients log in as (default: sluice).")
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Serve the HTTP API (query executions and the catalog) until Ctrl-C.
+
+    Options left out come from the project file's serve: section, then the defaults.
+    """
+    import logging
+
+    from sluice.serve.server import serve as run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    proj = _project(project)
+    given = {
+        "timeout_seconds": timeout,
+        "max_rows": max_rows,
+        "memory_limit": memory_limit,
+        "threads": threads,
+        "workers": workers,
+    }
+    limits = proj.config.serve.queries.model_copy(
+        update={k: v for k, v in given.items() if v is not None}
+    )
+
+    pg_given = {"port": pg_port, "user": pg_user}
+    pg = proj.config.serve.pg.model_copy(
+        update={k: v for k, v in pg_given.items() if v is not None}
+    )
+
+    def ready(url: str) -> None:
+        render.out.print(f"Sluice is serving {proj.root} at {url} (API docs: {url}/docs)")
+        render.out.file.flush()
+
+    def pg_ready(url: str) -> None:
+        render.out.print(f"PostgreSQL clients connect to {url} (psql '{url}')", soft_wrap=True)
+        render.out.file.flush()
+
+    run_server(
+        proj, host=host, port=port, limits=limits, pg=pg, on_ready=ready, on_pg_ready=pg_ready
+    )
+    render.out.print("Stopped.")
+
+
+@app.command()
+def scheduler(
+    tick_seconds: Annotated[
+        float | None,
+        typer.Option(min=0.01, hidden=True, help="Longest sleep between ticks (default: 30)."),
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Start scheduled jobs at their cron slots, in the foreground, until Ctrl-C or SIGTERM."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    proj = _project(project)
+
+    def ready() -> None:
+        render.out.print(f"Scheduler running for {proj.root} (Ctrl-C to stop)")
+        render.out.file.flush()
+
+    proj.run_scheduler(tick_seconds=tick_seconds, on_ready=ready)
+
+
+@schedule_app.command("list")
+def schedule_list(
+    count: Annotated[int, typer.Option(min=1, help="How many next run times to show.")] = 3,
+    project: ProjectOption = None,
+) -> None:
+    """List scheduled jobs: cron, time zone, next run times, last slot handled and outcome."""
+    schedules = _project(project).schedules(count=count)
+    if not schedules:
+        render.out.print(
+            "No job has a schedule; add jobs.<name>.schedule: {cron: ...} to sluice.yml."
+        )
+        return
+    render.out.print(render.schedules_table(schedules))
 
 
 @catalog_app.command("tables")
@@ -278,6 +681,149 @@ def catalog_describe(
             (snap.run_id or "")[:15],
         )
     render.out.print(history)
+
+
+@app.command()
+def crawl(
+    name: Annotated[str, typer.Argument(help="The crawler's name under crawlers: in sluice.yml.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+    ] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Register the datasets under a crawler's folder as tables, as a Glue crawler does."""
+    report = _project(project).crawl(name, dry_run=dry_run)
+    for line in render.crawl_lines(report):
+        render.out.print(line, markup=False)
+
+
+EXIT_PLAN_HAS_CHANGES = 2
+
+
+@app.command()
+def plan(
+    out: Annotated[
+        Path | None,
+        typer.Option("-out", "--out", help="Save the plan to this file for 'sluice apply FILE'."),
+    ] = None,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode", help="Exit 0 without changes, 2 with changes, 1 on error."
+        ),
+    ] = False,
+    destroy: Annotated[
+        bool, typer.Option("--destroy", help="Plan removing what Sluice created.")
+    ] = False,
+    keep_data: Annotated[
+        bool, typer.Option("--keep-data", help="With --destroy: keep the warehouse data.")
+    ] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Show what apply would change: + create, ~ update, - destroy, -/+ replace."""
+    from sluice.errors import ConfigError, SluiceError
+
+    try:
+        if keep_data and not destroy:
+            raise ConfigError(
+                "--keep-data goes with --destroy: 'sluice plan --destroy --keep-data'."
+            )
+        proj = _project(project)
+        the_plan = proj.plan(destroy=destroy, keep_data=keep_data)
+        if out is not None:
+            from sluice.infra.state import save_plan
+
+            save_plan(the_plan, out)
+    except SluiceError as exc:
+        if detailed_exitcode:
+            exc.exit_code = 1  # --detailed-exitcode keeps 2 for "changes"
+        raise
+    _print_plan(the_plan)
+    if out is not None:
+        render.out.print(f"Saved the plan to {out}; apply exactly it with 'sluice apply {out}'.")
+    if detailed_exitcode and the_plan.has_changes:
+        raise typer.Exit(EXIT_PLAN_HAS_CHANGES)
+
+
+@app.command()
+def apply(
+    plan_file: Annotated[
+        Path | None,
+        typer.Argument(metavar="FILE", help="A plan saved by 'sluice plan -out FILE'."),
+    ] = None,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Apply without asking for 'yes'.")
+    ] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Create and update the project's resources to match sluice.yml."""
+    proj = _project(project)
+    if plan_file is not None:
+        from sluice.infra.state import load_plan
+
+        _apply(proj, load_plan(plan_file), ask=False, show=False)
+    else:
+        _apply(proj, proj.plan(), ask=not auto_approve)
+
+
+@app.command()
+def destroy(
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Destroy without asking for 'yes'.")
+    ] = False,
+    keep_data: Annotated[
+        bool, typer.Option("--keep-data", help="Keep the warehouse: table data and metadata.")
+    ] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Remove what Sluice created: tables, databases, catalog, warehouse, state."""
+    proj = _project(project)
+    _apply(proj, proj.plan(destroy=True, keep_data=keep_data), ask=not auto_approve)
+
+
+def _print_plan(the_plan: Any) -> None:
+    from sluice.infra.plan import explain
+
+    for line in explain(the_plan):
+        render.out.print(line, markup=False)
+
+
+def _apply(proj: Project, the_plan: Any, *, ask: bool, show: bool = True) -> None:
+    from sluice.infra.plan import count_steps
+
+    if show or not the_plan.has_changes:
+        _print_plan(the_plan)
+    if not the_plan.has_changes:
+        return
+    if ask:
+        verb = "destroy everything Sluice created" if the_plan.destroy else "perform these actions"
+        render.out.print(f"\nDo you really want to {verb}? Only 'yes' will be accepted: ", end="")
+        render.out.file.flush()
+        answer = sys.stdin.readline().strip()
+        render.out.print("")
+        if answer != "yes":
+            render.err.print("Apply cancelled; nothing was changed.")
+            raise typer.Exit(1)
+    result = proj.apply(the_plan)
+    if result.stale_lock_pid is not None:
+        render.err.print(
+            f"Warning: took over a stale apply lock left by pid {result.stale_lock_pid}, "
+            "which is no longer running."
+        )
+    added, changed, destroyed = count_steps(result.applied)
+    render.out.print(
+        f"Apply complete! Resources: {added} added, {changed} changed, {destroyed} destroyed."
+    )
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of sluice.yml (sluice init writes it as sluice.schema.json)."""
+    import json
+
+    from sluice.config import json_schema
+
+    render.out.print(json.dumps(json_schema(), indent=2), markup=False)
 
 
 TOP_COUNTRIES_SQL = """

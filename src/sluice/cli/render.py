@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,14 @@ __all__ = [
     "RichProgress",
     "Table",
     "arrow_table",
+    "crawl_lines",
+    "drift_lines",
     "err",
     "out",
+    "queries_table",
     "runs_table",
+    "schedules_table",
+    "tasks_table",
     "write_csv",
     "write_json",
 ]
@@ -34,7 +40,10 @@ __all__ = [
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from sluice.jobs.store import JobRun
+    from sluice.catalog.crawler import CrawlReport
+    from sluice.jobs.scheduler import ScheduleStatus
+    from sluice.jobs.store import JobRun, TaskRecord
+    from sluice.query.history import QueryExecution
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -110,6 +119,79 @@ def runs_table(runs: list[JobRun]) -> Table:
     return table
 
 
+def tasks_table(tasks: list[TaskRecord]) -> Table:
+    """A run's tasks: state, times, attempts, error or what a skipped task reuses."""
+    table = Table()
+    table.add_column("task", no_wrap=True)
+    table.add_column("state", no_wrap=True, min_width=9)
+    table.add_column("started (UTC)", no_wrap=True)
+    table.add_column("duration", no_wrap=True)
+    table.add_column("attempts", justify="right")
+    table.add_column("error / note")
+    for task in tasks:
+        duration = task.duration_seconds
+        table.add_row(
+            task.task,
+            task.state.value,
+            task.started_at.strftime("%H:%M:%S") if task.started_at else "",
+            f"{duration:.1f}s" if duration is not None else "",
+            str(task.attempts),
+            (task.error or task.detail or "")[:100],
+        )
+    return table
+
+
+def schedules_table(schedules: list[ScheduleStatus]) -> Table:
+    """Job schedules: cron and time zone, next slots, the last slot handled and its outcome."""
+    table = Table()
+    table.add_column("job", no_wrap=True)
+    table.add_column("cron, time zone", no_wrap=True)
+    table.add_column("next runs", no_wrap=True)
+    table.add_column("last slot, outcome", min_width=20)
+    for status in schedules:
+        last = status.last
+        zone = status.next_slots[0].tzinfo if status.next_slots else None
+        handled = "-"
+        if last is not None:
+            handled = f"{_slot_time(last.slot.astimezone(zone))}\n{last.outcome.value}"
+            handled += f" {last.run_id[:15]}" if last.run_id else ""
+            handled += f": {last.reason}" if last.reason else ""
+        table.add_row(
+            status.job,
+            f"{status.schedule.cron}\n{status.schedule.timezone}",
+            "\n".join(_slot_time(s) for s in status.next_slots),
+            handled,
+        )
+    return table
+
+
+def _slot_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M" + (":%S" if moment.second else ""))
+
+
+def queries_table(executions: list[QueryExecution]) -> Table:
+    """Query execution history as a table."""
+    table = Table()
+    table.add_column("query id", no_wrap=True)
+    table.add_column("submitted (UTC)")
+    table.add_column("state", no_wrap=True, min_width=9)
+    for name in ("elapsed", "rows", "input bytes", "sql", "error"):
+        table.add_column(name)
+    for execution in executions:
+        rows = f"{execution.rows:,}" + (" (capped)" if execution.truncated else "")
+        table.add_row(
+            execution.query_id,
+            execution.submitted_at.strftime("%Y-%m-%d %H:%M:%S"),
+            execution.state.value,
+            f"{execution.elapsed_seconds:.3f}s",
+            rows,
+            f"{execution.input_bytes:,}",
+            " ".join(execution.sql.split())[:60],
+            (execution.error.message if execution.error else "")[:80],
+        )
+    return table
+
+
 def arrow_table(data: pa.Table, *, title: str | None = None) -> Table:
     """Query rows as a rich table, numbers right-aligned."""
     import pyarrow as pa
@@ -156,3 +238,49 @@ def write_json(data: pa.Table) -> None:
         return str(value)
 
     sys.stdout.write(json.dumps(data.to_pylist(), default=default, ensure_ascii=False) + "\n")
+
+
+def drift_lines(drift: dict[str, Any]) -> list[str]:
+    """One line per schema change a run met (its report's ``schema_drift``)."""
+    return [
+        f"schema drift: {table}: {change['description']} ({entry['action']})"
+        for table, entry in sorted(drift.items())
+        for change in entry["changes"]
+    ]
+
+
+def crawl_lines(report: CrawlReport) -> list[str]:
+    """A crawl report as a person reads it: a line per table, conflict and skipped file."""
+    lines = []
+    for change in report.tables:
+        details = []
+        if change.files_added:
+            rows = "" if report.dry_run else f", {change.rows_added:,} rows"
+            details.append(f"+{change.files_added} files{rows}")
+        if change.files_removed:
+            details.append(f"-{change.files_removed} files")
+        if change.partitions_added:
+            details.append(f"partitions added: {', '.join(change.partitions_added)}")
+        if change.columns_added:
+            details.append(f"columns added: {', '.join(change.columns_added)}")
+        if change.columns_logged:
+            details.append(f"new columns logged, not added: {', '.join(change.columns_logged)}")
+        if change.restored:
+            details.append("its folder is back: no longer deprecated")
+        suffix = f"  ({'; '.join(details)})" if details else ""
+        lines.append(f"{change.action:<10} {change.table}{suffix}")
+    lines += [f"conflict   {issue.path}: {issue.reason}" for issue in report.conflicts]
+    lines += [f"skipped    {issue.path}: {issue.reason}" for issue in report.skipped]
+    created = sum(c.action == "created" for c in report.tables)
+    updated = sum(c.action == "updated" for c in report.tables)
+    if report.dry_run:
+        outcome = "dry run: nothing was changed."
+    elif report.crawl_id:
+        outcome = f"published as {report.crawl_id}."
+    else:
+        outcome = "nothing new to publish."
+    lines.append(
+        f"{created} tables created, {updated} updated, {len(report.conflicts)} conflicts, "
+        f"{len(report.skipped)} files skipped; {outcome}"
+    )
+    return lines

@@ -1,1 +1,1 @@
-
+"""Plan / apply / destroy of Sluice's own resources: catalog, warehouse, databases, tables."""

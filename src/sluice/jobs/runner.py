@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from sluice.config import ProjectConfig
-from sluice.core import RunState
-from sluice.errors import JobError, SluiceError
+from sluice.core import RunState, TaskState
+from sluice.errors import DriftError, JobError, SluiceError
 from sluice.jobs.etl import EtlRun, run_etl
-from sluice.jobs.store import JobRun, RunStore
+from sluice.jobs.store import JobRun, RunStore, RunTasks
 from sluice.lake.catalog import Lake
 from sluice.lake.publications import PublicationStore
 from sluice.observe.progress import FanOut, LogProgress, Progress
@@ -49,6 +49,7 @@ class Cancellation:
         self.state: RunState | None = None
         self._connections: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
+        self._wake = threading.Event()
 
     def cancel(self, state: RunState) -> None:
         """Ask the run to end in ``state`` (STOPPED or TIMEOUT) and interrupt running SQL."""
@@ -74,6 +75,7 @@ class Cancellation:
         """Interrupt every watched connection without ending the run (a task failed)."""
         import duckdb
 
+        self._wake.set()
         with self._lock:
             connections = list(self._connections)
         for con in connections:
@@ -81,6 +83,12 @@ class Cancellation:
                 con.interrupt()
             except duckdb.Error:
                 log.debug("connection closed before it could be interrupted")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait before a retry; a stop, a timeout or a failed sibling task ends the wait."""
+        if self._wake.wait(seconds):
+            self.check()
+            raise RunInterruptedError(RunState.FAILED, "Another task failed; not retrying.")
 
     def check(self) -> None:
         """Raise RunInterruptedError if a stop was asked for."""
@@ -149,21 +157,26 @@ def execute_run(env: RunEnvironment, run: JobRun, *, progress: Progress | None =
                     "which sluice.yml does not declare.",
                     hint="Add it under 'sources:'.",
                 )
-            etl = EtlRun(
-                run_id=run.run_id,
-                job_name=run.job,
-                job=job,
-                root=env.root,
-                lake=env.lake,
-                publications=env.publications,
-                source=open_source(source_config.url, base_dir=env.root),
-                checks=env.config.checks,
-                progress=FanOut(LogProgress(), progress) if progress else LogProgress(),
-                checkpoint=cancellation,
-                counters=counters,
-                temp_dir=env.temp_dir / run.run_id,
-            )
-            result = run_etl(etl)
+            with closing(RunTasks(env.store, run.run_id)) as tasks:
+                etl = EtlRun(
+                    run_id=run.run_id,
+                    job_name=run.job,
+                    job=job,
+                    root=env.root,
+                    lake=env.lake,
+                    publications=env.publications,
+                    source=open_source(source_config.url, base_dir=env.root),
+                    checks=env.config.checks,
+                    progress=FanOut(LogProgress(), progress) if progress else LogProgress(),
+                    checkpoint=cancellation,
+                    counters=counters,
+                    temp_dir=env.temp_dir / run.run_id,
+                    tasks=tasks,
+                    selection=run.selection or {},
+                    reuse=_reusable(env.store, run.retry_of),
+                    reused_from=run.retry_of,
+                )
+                result = run_etl(etl)
         except BaseException as exc:
             _record_failure(env, run, cancellation, exc)
             if not isinstance(exc, Exception):
@@ -178,6 +191,17 @@ def execute_run(env: RunEnvironment, run: JobRun, *, progress: Progress | None =
                 result.rows_written,
             )
     return env.store.get(run.job, run.run_id)
+
+
+def _reusable(store: RunStore, previous: str | None) -> dict[str, dict[str, Any]]:
+    """The recorded outputs of a failed run's finished tasks, which its retry reuses."""
+    if previous is None:
+        return {}
+    return {
+        t.task: t.output
+        for t in store.tasks(previous)
+        if t.output is not None and t.state in (TaskState.SUCCEEDED, TaskState.SKIPPED)
+    }
 
 
 def _record_failure(
@@ -207,7 +231,8 @@ def _record_failure(
         )
         log.exception("run %s failed with an internal error", run.run_id)
     log.error("run %s %s: %s", run.run_id, state, message)
-    env.store.transition(run.run_id, state, error=message)
+    report = {"schema_drift": exc.report} if isinstance(exc, DriftError) else None
+    env.store.transition(run.run_id, state, error=message, report=report)
 
 
 @contextmanager

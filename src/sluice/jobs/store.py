@@ -1,4 +1,4 @@
-"""Job runs in ``.sluice/runs.db``: a durable state machine with numbered schema migrations.
+"""Job runs in ``.sluice/runs.db``: a durable state machine (schema: ``sluice.state``).
 
 Every state change is one transaction that checks the transition is legal.
 """
@@ -8,15 +8,16 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sluice.core import RunState
+from sluice.core import RunState, TaskState
 from sluice.errors import JobError, NotFoundError
+from sluice.state import StateDB
 
 S = RunState
 LEGAL_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
@@ -28,35 +29,6 @@ LEGAL_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     S.FAILED: frozenset(),
     S.TIMEOUT: frozenset(),
 }
-
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE job_runs (
-        run_id TEXT PRIMARY KEY,
-        job TEXT NOT NULL,
-        state TEXT NOT NULL,
-        started_at TEXT NOT NULL,
-        ended_at TEXT,
-        timeout_minutes REAL NOT NULL,
-        pid INTEGER,
-        pid_started REAL,
-        stage TEXT,
-        rows_read INTEGER NOT NULL DEFAULT 0,
-        rows_written INTEGER NOT NULL DEFAULT 0,
-        error TEXT,
-        log_path TEXT NOT NULL,
-        report TEXT
-    );
-    CREATE INDEX job_runs_by_job ON job_runs (job, started_at);
-    CREATE TABLE job_run_events (
-        run_id TEXT NOT NULL REFERENCES job_runs (run_id),
-        at TEXT NOT NULL,
-        from_state TEXT,
-        to_state TEXT NOT NULL,
-        message TEXT
-    );
-    """,
-)
 
 
 def new_run_id() -> str:
@@ -87,6 +59,8 @@ class JobRun:
     error: str | None
     log_path: str
     report: dict[str, Any]
+    retry_of: str | None = None
+    selection: dict[str, list[str]] | None = None
 
     @property
     def duration_seconds(self) -> float:
@@ -94,61 +68,68 @@ class JobRun:
         return ((self.ended_at or utcnow()) - self.started_at).total_seconds()
 
 
+@dataclass(frozen=True)
+class TaskRecord:
+    """One task of a run, as recorded: its state, times, attempts, error and output."""
+
+    task: str
+    state: TaskState
+    started_at: datetime | None
+    ended_at: datetime | None
+    attempts: int
+    error: str | None
+    detail: str | None
+    output: dict[str, Any] | None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from its first attempt to its end, if it ran and ended."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
 class RunStore:
     """The job run records of one project."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._migrated = False
+        self._db = StateDB(path)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """Open the store, creating and migrating it on first use."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            if not self._migrated:
-                self._migrate(con)
-                self._migrated = True
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            con.execute("PRAGMA busy_timeout=30000")
-            yield con
-        finally:
-            con.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._db.connect()
 
-    @staticmethod
-    def _migrate(con: sqlite3.Connection) -> None:
-        version = con.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise JobError(
-                f"runs.db has schema version {version}, newer than this Sluice knows "
-                f"({len(MIGRATIONS)}); upgrade sluice."
-            )
-        for number in range(version, len(MIGRATIONS)):
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                if con.execute("PRAGMA user_version").fetchone()[0] == number:
-                    for statement in MIGRATIONS[number].split(";"):
-                        if statement.strip():
-                            con.execute(statement)
-                    con.execute(f"PRAGMA user_version = {number + 1}")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+    def create(
+        self,
+        job: str,
+        *,
+        timeout_minutes: float,
+        log_dir: Path,
+        retry_of: str | None = None,
+        selection: dict[str, list[str]] | None = None,
+    ) -> JobRun:
+        """Record a new run in state STARTING; its log goes to ``log_dir/<run id>.log``.
 
-    def create(self, job: str, *, timeout_minutes: float, log_dir: Path) -> JobRun:
-        """Record a new run in state STARTING; its log goes to ``log_dir/<run id>.log``."""
+        ``retry_of`` names the failed run it resumes; ``selection`` its task selection
+        (``from``, ``only``, ``exclude`` lists)."""
         run_id = new_run_id()
         log_path = log_dir / f"{run_id}.log"
         now = utcnow().isoformat()
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             con.execute(
-                "INSERT INTO job_runs (run_id, job, state, started_at, timeout_minutes, log_path)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, job, RunState.STARTING.value, now, timeout_minutes, str(log_path)),
+                "INSERT INTO job_runs (run_id, job, state, started_at, timeout_minutes, log_path,"
+                " retry_of, selection) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    job,
+                    RunState.STARTING.value,
+                    now,
+                    timeout_minutes,
+                    str(log_path),
+                    retry_of,
+                    json.dumps(selection) if selection else None,
+                ),
             )
             con.execute(
                 "INSERT INTO job_run_events VALUES (?, ?, NULL, ?, 'run created')",
@@ -266,6 +247,37 @@ class RunStore:
         finals = tuple(s.value for s in RunState if s.is_final)
         return [r for r in self.runs(job, limit=1000) if r.state.value not in finals]
 
+    def abandon_tasks(self, run_id: str, error: str) -> None:
+        """Mark a dead run's RUNNING tasks FAILED."""
+        with self._connect() as con:
+            con.execute(
+                "UPDATE job_run_tasks SET state = ?, error = ?, ended_at = ?"
+                " WHERE run_id = ? AND state = ?",
+                (TaskState.FAILED.value, error, utcnow().isoformat(), run_id, "RUNNING"),
+            )
+
+    def tasks(self, run_id: str) -> list[TaskRecord]:
+        """A run's tasks in the order they were planned."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT task, state, started_at, ended_at, attempts, error, detail, output"
+                " FROM job_run_tasks WHERE run_id = ? ORDER BY rowid",
+                (run_id,),
+            ).fetchall()
+        return [
+            TaskRecord(
+                task=r[0],
+                state=TaskState(r[1]),
+                started_at=datetime.fromisoformat(r[2]) if r[2] else None,
+                ended_at=datetime.fromisoformat(r[3]) if r[3] else None,
+                attempts=int(r[4]),
+                error=r[5],
+                detail=r[6],
+                output=json.loads(r[7]) if r[7] else None,
+            )
+            for r in rows
+        ]
+
     def events(self, run_id: str) -> list[tuple[str, str | None, str, str | None]]:
         """The run's state changes: (at, from, to, message)."""
         with self._connect() as con:
@@ -294,4 +306,93 @@ def _to_run(row: dict[str, Any]) -> JobRun:
         error=row["error"],
         log_path=row["log_path"],
         report=json.loads(row["report"]) if row["report"] else {},
+        retry_of=row["retry_of"],
+        selection=json.loads(row["selection"]) if row["selection"] else None,
     )
+
+
+class RunTasks:
+    """The task records of one run, written as its tasks go over one connection (a write
+    costs a fraction of a millisecond, not a connection's setup)."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self.run_id = run_id
+        self._con = store._db.open()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._con.close()
+
+    def _write(self, sql: str, *params: Any) -> sqlite3.Cursor:
+        with self._lock:
+            return self._con.execute(sql, params)
+
+    def planned(
+        self,
+        states: dict[str, TaskState],
+        *,
+        details: dict[str, str],
+        outputs: dict[str, dict[str, Any]],
+    ) -> None:
+        """Record the run's tasks before any starts: PENDING, or SKIPPED with a detail and
+        the output it reuses."""
+        rows = [
+            (self.run_id, name, state.value, details.get(name), _json(outputs.get(name)))
+            for name, state in states.items()
+        ]
+        with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")
+            self._con.executemany(
+                "INSERT OR REPLACE INTO job_run_tasks (run_id, task, state, detail, output)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._con.execute("COMMIT")
+
+    def attempt(self, task: str) -> int:
+        """Mark a task RUNNING for one more attempt; return the attempt number."""
+        row = self._write(
+            "UPDATE job_run_tasks SET state = ?, attempts = attempts + 1, error = NULL,"
+            " started_at = COALESCE(started_at, ?) WHERE run_id = ? AND task = ?"
+            " RETURNING attempts",
+            TaskState.RUNNING.value,
+            utcnow().isoformat(),
+            self.run_id,
+            task,
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def ended(
+        self,
+        task: str,
+        state: TaskState,
+        *,
+        error: str | None = None,
+        output: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a task's end (SUCCEEDED or FAILED) and, if given, what it produced."""
+        self._write(
+            "UPDATE job_run_tasks SET state = ?, ended_at = ?, error = ?,"
+            " output = COALESCE(?, output) WHERE run_id = ? AND task = ?",
+            state.value,
+            utcnow().isoformat(),
+            error,
+            _json(output),
+            self.run_id,
+            task,
+        )
+
+    def committed(self, task: str, output: dict[str, Any]) -> None:
+        """Record what a task produced once it is durable (its Iceberg commit)."""
+        self._write(
+            "UPDATE job_run_tasks SET output = ? WHERE run_id = ? AND task = ?",
+            _json(output),
+            self.run_id,
+            task,
+        )
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, default=str)

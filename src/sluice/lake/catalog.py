@@ -7,20 +7,29 @@ rows with exactly the given files, atomically: readers see the old snapshot or t
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sluice.core import TableCommit, TableName, WrittenTable
+from sluice.core import Cursor, RawSchema, TableCommit, TableName, WrittenTable
 from sluice.errors import LakeError, NotFoundError, did_you_mean
+from sluice.lake.datafiles import data_file, iceberg_schema
 
 if TYPE_CHECKING:
     from pyiceberg.catalog.sql import SqlCatalog
     from pyiceberg.table import Table
 
 RUN_ID_PROPERTY = "sluice.run-id"
+CURSOR_PROPERTY_PREFIX = "sluice.cursor."
+CURSOR_RESET_PROPERTY = "sluice.cursor-reset"
+PRIMARY_KEY_PROPERTY = "sluice.primary-key"
+DRIFT_ACCEPTED_PROPERTY = "sluice.drift-accepted"
+PY_IO_IMPL = "py-io-impl"
+FILE_IO = "sluice.lake.localio.LocalFileIO"  # see that module for why
 
 
 @dataclass(frozen=True)
@@ -84,17 +93,24 @@ class Lake:
 
     @cached_property
     def catalog(self) -> SqlCatalog:
-        """The pyiceberg SQL catalog (opened on first use)."""
+        """The pyiceberg SQL catalog (opened on first use; creates the warehouse folder)."""
+        self.warehouse.mkdir(parents=True, exist_ok=True)
+        return self.open_catalog()
+
+    def open_catalog(self) -> SqlCatalog:
+        """A new connection to the catalog, creating its tables but not the warehouse."""
         from pyiceberg.catalog.sql import SqlCatalog
 
         if self.catalog_uri.startswith("sqlite:////"):
             Path(self.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True
             )
-        self.warehouse.mkdir(parents=True, exist_ok=True)
         try:
             return SqlCatalog(
-                "sluice", uri=self.catalog_uri, warehouse=self.warehouse.resolve().as_uri()
+                "sluice",
+                uri=self.catalog_uri,
+                warehouse=self.warehouse.resolve().as_uri(),
+                **{PY_IO_IMPL: FILE_IO},
             )
         except Exception as exc:
             raise LakeError(
@@ -121,27 +137,140 @@ class Lake:
         with contextlib.suppress(NamespaceAlreadyExistsError):
             self.catalog.create_namespace(database)
 
-    def commit(self, written: WrittenTable, *, schema: Any, run_id: str) -> TableCommit:
+    def commit(self, written: WrittenTable, *, run_id: str) -> TableCommit:
         """Replace the table's rows with ``written.files`` in one Iceberg commit.
 
-        ``schema`` is the files' pyarrow schema. New columns are added to the table's
-        schema; a table that does not exist yet is created.
+        New columns are added to the table's schema; a table that does not exist yet is
+        created.
         """
+        return self._commit(written, run_id=run_id)
+
+    def commit_incremental(
+        self, written: WrittenTable, *, run_id: str, primary_key: Sequence[str] = ()
+    ) -> TableCommit:
+        """Replace the table's rows with the merged ``written.files`` and record
+        ``written.cursor`` (property ``sluice.cursor.<column>``) and the ``primary_key`` merged
+        by (``sluice.primary-key``) in the same snapshot.
+
+        Refused when the table has moved since the snapshot the files were merged from.
+        """
+        if written.cursor is None:
+            raise LakeError(f"Incremental commit of {written.table} has no cursor.")
+        cursor = written.cursor
+        properties = {} if cursor.value is None else {cursor_property(cursor.column): cursor.value}
+        if primary_key:
+            properties[PRIMARY_KEY_PROPERTY] = ",".join(primary_key)
+        return self._commit(written, run_id=run_id, extra=properties, base=cursor.snapshot_id)
+
+    def cursor(self, table: TableName, column: str) -> tuple[Cursor, tuple[str, ...]]:
+        """The cursor committed with the table's current snapshot, and that snapshot's files.
+
+        The value is None (read everything) when the table or the property does not exist
+        or the cursor was reset since.
+        """
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+        try:
+            loaded = self.catalog.load_table((table.database, table.name))
+        except (NoSuchTableError, NoSuchNamespaceError):
+            return Cursor(column, None), ()
+        snapshot = loaded.current_snapshot()
+        if snapshot is None:
+            return Cursor(column, None), ()
+        value = snapshot.summary.get(cursor_property(column)) if snapshot.summary else None
+        if loaded.properties.get(CURSOR_RESET_PROPERTY) == str(snapshot.snapshot_id):
+            value = None
+        files = tuple(
+            task.file.file_path
+            for task in loaded.scan(snapshot_id=snapshot.snapshot_id).plan_files()
+        )
+        return Cursor(column, value, snapshot.snapshot_id), files
+
+    def raw_schema(self, table: TableName) -> RawSchema | None:
+        """The table's columns (Iceberg types), recorded primary key and whether a schema
+        change was accepted; None when the table does not exist yet."""
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+        try:
+            loaded = self.catalog.load_table((table.database, table.name))
+        except (NoSuchTableError, NoSuchNamespaceError):
+            return None
+        snapshot = loaded.current_snapshot()
+        key = snapshot.summary.get(PRIMARY_KEY_PROPERTY) if snapshot and snapshot.summary else None
+        return RawSchema(
+            columns=tuple((f.name, str(f.field_type)) for f in loaded.schema().fields),
+            primary_key=tuple(key.split(",")) if key else None,
+            accepted=DRIFT_ACCEPTED_PROPERTY in loaded.properties,
+        )
+
+    def accept_drift(self, table: TableName) -> None:
+        """Let the next commit of ``table`` replace its schema with the written files' one
+        (incompatible type changes, dropped columns removed); an incremental table's cursor is
+        reset so that run reads every row."""
+        loaded = self.load(table)
+        snapshot = loaded.current_snapshot()
+        marker = str(snapshot.snapshot_id) if snapshot else "none"
+        try:
+            with loaded.transaction() as tx:
+                tx.set_properties({DRIFT_ACCEPTED_PROPERTY: marker, CURSOR_RESET_PROPERTY: marker})
+        except Exception as exc:
+            raise LakeError(f"Recording the accepted schema of {table} failed: {exc}") from exc
+
+    def reset_cursor(self, table: TableName) -> dict[str, str]:
+        """Make the next incremental run of ``table`` read everything; return the cursors
+        the current snapshot had (column to value)."""
+        loaded = self.load(table)
+        snapshot = loaded.current_snapshot()
+        if snapshot is None:
+            return {}
+        summary = snapshot.summary.additional_properties if snapshot.summary else {}
+        cursors = {
+            key.removeprefix(CURSOR_PROPERTY_PREFIX): str(value)
+            for key, value in summary.items()
+            if key.startswith(CURSOR_PROPERTY_PREFIX)
+        }
+        try:
+            with loaded.transaction() as tx:
+                tx.set_properties({CURSOR_RESET_PROPERTY: str(snapshot.snapshot_id)})
+        except Exception as exc:
+            raise LakeError(f"Resetting the cursor of {table} failed: {exc}") from exc
+        return cursors
+
+    def _commit(
+        self,
+        written: WrittenTable,
+        *,
+        run_id: str,
+        extra: dict[str, str] | None = None,
+        base: int | None = None,
+    ) -> TableCommit:
         from pyiceberg.exceptions import NoSuchTableError
-        from pyiceberg.io.pyarrow import parquet_file_to_data_file
         from pyiceberg.table import TableProperties
         from pyiceberg.table.update.snapshot import ExpireSnapshots
 
         ident = (written.table.database, written.table.name)
-        properties = {RUN_ID_PROPERTY: run_id}
+        properties = {RUN_ID_PROPERTY: run_id, **(extra or {})}
         try:
+            schema = _schema(written)
             try:
                 table = self.catalog.load_table(ident)
                 old_files = [task.file for task in table.scan().plan_files()]
             except NoSuchTableError:
                 table = self._create(written.table, schema)
                 old_files = []
-            with table.transaction() as tx:
+            current = table.current_snapshot()
+            if written.cursor is not None and base != (current.snapshot_id if current else None):
+                raise LakeError(
+                    f"{written.table} changed while this run merged new rows into it.",
+                    hint="Nothing was committed; rerun the job.",
+                )
+            rebuild = DRIFT_ACCEPTED_PROPERTY in table.properties
+            with _transaction(table) as tx:
+                done = [DRIFT_ACCEPTED_PROPERTY] if rebuild else []
+                if written.cursor is not None and CURSOR_RESET_PROPERTY in table.properties:
+                    done.append(CURSOR_RESET_PROPERTY)
+                if done:
+                    tx.remove_properties(*done)
                 retention = str(self.keep_snapshots)
                 if (
                     table.properties.get(TableProperties.METADATA_PREVIOUS_VERSIONS_MAX)
@@ -155,8 +284,10 @@ class Lake:
                             TableProperties.METADATA_DELETE_AFTER_COMMIT_ENABLED: "true",
                         }
                     )
-                if _schema_changed(table, schema):
-                    with tx.update_schema() as update:
+                if rebuild or _schema_changed(table, schema):
+                    with tx.update_schema(allow_incompatible_changes=rebuild) as update:
+                        if rebuild:
+                            _replace_columns(update, table, schema)
                         update.union_by_name(schema)
                 producer = (
                     _replace_all(tx, properties)
@@ -166,10 +297,8 @@ class Lake:
                 with producer as snap:
                     for old in old_files:
                         snap.delete_data_file(old)
-                    for path in written.files:
-                        snap.append_data_file(
-                            parquet_file_to_data_file(table.io, tx.table_metadata, path)
-                        )
+                    for entry in _data_files(table.io, tx.table_metadata, written):
+                        snap.append_data_file(entry)
                 expired = _beyond_history(tx.table_metadata.snapshots, self.keep_snapshots)
                 if expired:
                     with ExpireSnapshots(transaction=tx) as expire:
@@ -287,6 +416,45 @@ class Lake:
         return True
 
 
+def cursor_property(column: str) -> str:
+    """The snapshot summary property holding a table's cursor on ``column``.
+
+    >>> cursor_property("orderNumber")
+    'sluice.cursor.orderNumber'
+    """
+    return f"{CURSOR_PROPERTY_PREFIX}{column}"
+
+
+def _transaction(table: Table) -> Any:
+    """Start a pyiceberg transaction on ``table`` (see ``_cached_transaction_class``)."""
+    return _cached_transaction_class()(table)
+
+
+@functools.cache
+def _cached_transaction_class() -> type:
+    """A pyiceberg transaction that builds its pending metadata once per staged change.
+
+    pyiceberg's ``Transaction.table_metadata`` re-applies every staged update and deep-copies
+    the whole table metadata on each access, some twenty times per commit; that was half the
+    CPU of a commit. The metadata models are frozen, so the result can be reused until the
+    next update is staged.
+    """
+    from pyiceberg.table import Transaction
+    from pyiceberg.table.metadata import TableMetadata
+
+    class _CachedTransaction(Transaction):
+        _cache: tuple[TableMetadata, tuple[Any, ...], TableMetadata] | None = None
+
+        @property
+        def table_metadata(self) -> TableMetadata:
+            base, updates = self._table.metadata, self._updates
+            if self._cache is None or self._cache[0] is not base or self._cache[1] is not updates:
+                self._cache = (base, updates, Transaction.table_metadata.fget(self))  # type: ignore[attr-defined]
+            return self._cache[2]
+
+    return _CachedTransaction
+
+
 def _replace_all(tx: Any, properties: dict[str, str]) -> Any:
     """An OVERWRITE snapshot producer for a commit that replaces every live data file.
 
@@ -310,6 +478,30 @@ def _replace_all(tx: Any, properties: dict[str, str]) -> Any:
     )
 
 
+def _schema(written: WrittenTable) -> Any:
+    """The Iceberg schema of the written files (from the footer DuckDB read, else pyarrow)."""
+    schema = iceberg_schema(written.footers[0]) if written.footers else None
+    if schema is not None:
+        return schema
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(written.files[0])
+
+
+def _data_files(io: Any, metadata: Any, written: WrittenTable) -> list[Any]:
+    """Manifest entries for the written files, from their footers where possible."""
+    footers = {footer.path: footer for footer in written.footers}
+    entries = []
+    for path in written.files:
+        entry = data_file(footers[path], metadata) if path in footers else None
+        if entry is None:
+            from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
+            entry = parquet_file_to_data_file(io, metadata, path)
+        entries.append(entry)
+    return entries
+
+
 def _run_ids(snapshots: list[Any]) -> frozenset[str]:
     """The Sluice runs that produced these snapshots."""
     return frozenset(
@@ -326,8 +518,40 @@ def _beyond_history(snapshots: list[Any], keep: int) -> list[int]:
 
 
 def _schema_changed(table: Table, schema: Any) -> bool:
-    current = {f.name for f in table.schema().fields}
-    return any(name not in current for name in schema.names)
+    """True when ``schema`` (pyiceberg's or pyarrow's) has a column the table lacks or, for
+    a pyiceberg schema, a column of another type (widened: union_by_name promotes it)."""
+    from pyiceberg.exceptions import ResolveError
+    from pyiceberg.schema import promote
+
+    current = {f.name: f.field_type for f in table.schema().fields}
+    if hasattr(schema, "names"):
+        return any(name not in current for name in schema.names)
+    for field in schema.fields:
+        old = current.get(field.name)
+        if old is None:
+            return True
+        if old != field.field_type:
+            try:
+                promote(old, field.field_type)
+            except ResolveError:
+                continue
+            return True
+    return False
+
+
+def _replace_columns(update: Any, table: Table, schema: Any) -> None:
+    """Stage the deletes and type changes that make the table's columns those of ``schema``
+    (pyiceberg's; of a pyarrow schema only the names; the update must allow incompatible
+    changes)."""
+    if hasattr(schema, "names"):
+        new: dict[str, Any] = dict.fromkeys(schema.names)
+    else:
+        new = {f.name: f.field_type for f in schema.fields}
+    for field in table.schema().fields:
+        if field.name not in new:
+            update.delete_column(field.name)
+        elif new[field.name] not in (None, field.field_type):
+            update.update_column(field.name, field_type=new[field.name])
 
 
 def _table_info(name: TableName, table: Table) -> TableInfo:

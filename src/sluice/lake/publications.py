@@ -19,7 +19,11 @@ from sluice.core import TableCommit, TableName
 from sluice.errors import LakeError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import sqlalchemy as sa
+
+_REMOVED = -1  # the snapshot id of a record saying a table is no longer published
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,18 @@ class PublicationStore:
             raise LakeError(f"Cannot open publication records at {self.url}: {exc}") from exc
         return engine, publications, tables
 
-    def publish(self, run_id: str, job: str, commits: list[TableCommit]) -> int:
-        """Record a run's table snapshots as the ones readers use, in one transaction."""
+    def publish(
+        self,
+        run_id: str,
+        job: str,
+        commits: list[TableCommit],
+        *,
+        removed: Sequence[TableName] = (),
+    ) -> int:
+        """Record a run's table snapshots as the ones readers use, in one transaction.
+
+        Tables in ``removed`` (dropped from the catalog) are no longer published from then on.
+        """
         engine, publications, tables = self._schema
         now = datetime.now(UTC).isoformat()
         with engine.begin() as conn:
@@ -102,6 +116,22 @@ class PublicationStore:
                             "row_count": c.rows,
                         }
                         for c in commits
+                    ],
+                )
+            if removed:
+                conn.execute(
+                    tables.insert(),
+                    [
+                        {
+                            "publication_id": publication_id,
+                            "table_database": t.database,
+                            "table_name": t.name,
+                            "snapshot_id": _REMOVED,
+                            "metadata_location": "",
+                            "files": "[]",
+                            "row_count": 0,
+                        }
+                        for t in removed
                     ],
                 )
         return publication_id
@@ -159,22 +189,32 @@ class PublicationStore:
                 rows=int(r["row_count"]),
             )
             for r in rows
+            if int(r["snapshot_id"]) != _REMOVED
         }
 
     def recent_runs(self, count: int) -> set[str]:
-        """Run ids of the ``count`` latest publications (readers may still be using them)."""
+        """Run ids of the ``count`` latest publications and of the runs that wrote their data
+        files (a partial or resumed run publishes files earlier runs wrote): readers may still
+        be using them."""
         import sqlalchemy as sa
 
         if not self._exists():
             return set()
-        engine, publications, _ = self._schema
-        query = (
-            sa.select(publications.c.run_id)
+        engine, publications, tables = self._schema
+        latest = (
+            sa.select(publications.c.publication_id, publications.c.run_id)
             .order_by(publications.c.publication_id.desc())
             .limit(count)
+            .subquery()
+        )
+        files = sa.select(tables.c.files).where(
+            tables.c.publication_id.in_(sa.select(latest.c.publication_id))
         )
         with engine.connect() as conn:
-            return {row[0] for row in conn.execute(query)}
+            runs = {row[0] for row in conn.execute(sa.select(latest.c.run_id))}
+            return runs | {
+                Path(f).stem for (listed,) in conn.execute(files) for f in json.loads(listed)
+            }
 
     def catalog_tables(self) -> list[TableName]:
         """Every table the Iceberg SQL catalog holds (published or not), without pyiceberg."""

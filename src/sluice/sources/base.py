@@ -46,10 +46,54 @@ class Source(Protocol):
         """Make the source readable in DuckDB as the catalog ``alias``, read-only."""
         ...
 
+    def relation(self, alias: str, table: SourceTable) -> str:
+        """The DuckDB FROM item that reads ``table`` once the source is attached as ``alias``."""
+        ...
+
+    def write_privileges(self) -> list[str]:
+        """What the credentials may change in the source (a pipeline needs none)."""
+        ...
+
+
+# What drivers say when the server, not the request, is the problem: worth retrying.
+_CONNECTION_TROUBLE = (
+    "can't connect",
+    "could not connect",
+    "connection refused",
+    "lost connection",
+    "server has gone away",
+    "server closed the connection",
+    "connection reset",
+    "broken pipe",
+    "timed out",
+    "timeout expired",
+    "unable to connect",
+    "failed to connect",
+    "no route to host",
+    "failed to fetch result row",  # DuckDB's MySQL scanner when the connection drops mid-query
+    "database is locked",  # SQLite while another process holds an exclusive lock
+)
+
+
+def is_connection_error(message: str) -> bool:
+    """True when an error message says the server could not be reached or went away.
+
+    >>> is_connection_error("IO Error: Can't connect to server on '127.0.0.1' (115)")
+    True
+    >>> is_connection_error("Access denied for user 'reader'@'localhost'")
+    False
+    """
+    lowered = message.lower()
+    return any(phrase in lowered for phrase in _CONNECTION_TROUBLE)
+
 
 SourceFactory = Callable[[str, Path], Source]
 _REGISTRY: dict[str, str] = {
     "sqlite": "sluice.sources.sqlite:SqliteSource",
+    "mysql": "sluice.sources.server:MysqlSource",
+    "mariadb": "sluice.sources.server:MysqlSource",
+    "postgresql": "sluice.sources.server:PostgresSource",
+    "postgres": "sluice.sources.server:PostgresSource",
 }
 
 

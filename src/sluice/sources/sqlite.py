@@ -7,15 +7,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sluice.duck import quote_ident, quote_literal
-from sluice.errors import SourceError
-from sluice.sources.base import SourceColumn, SourceTable
+from sluice.errors import SourceError, SourceUnavailableError
+from sluice.sources.base import SourceColumn, SourceTable, is_connection_error
 from sluice.sources.types import lake_type
 
 if TYPE_CHECKING:
     import duckdb
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+#: The first 16 bytes of every SQLite database file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
 _AFFINITY_FALLBACK = {"INTEGER": "BIGINT", "REAL": "DOUBLE", "BLOB": "BLOB"}
+# An attached SQLite file is read by one thread; sqlite_scan() reads rowid ranges of
+# 122,880 rows on every DuckDB thread, each with its own connection. Worth it for big tables.
+PARALLEL_SCAN_ROWS = 500_000
 
 
 def sqlite_path(url: str, *, base_dir: Path) -> Path:
@@ -49,7 +53,7 @@ class SqliteSource:
                 "or point the source URL at an existing file.",
             )
         with self.path.open("rb") as handle:
-            if handle.read(16) != _SQLITE_MAGIC:
+            if handle.read(16) != SQLITE_MAGIC:
                 raise SourceError(
                     f"Source file {self.path} is not a SQLite database.",
                     hint="Point the source URL at a .db file written by SQLite.",
@@ -75,7 +79,8 @@ class SqliteSource:
                 for name in names
             ]
         except sqlite3.DatabaseError as exc:
-            raise SourceError(f"Cannot read source {self.path}: {exc}.") from exc
+            error = SourceUnavailableError if is_connection_error(str(exc)) else SourceError
+            raise error(f"Cannot read source {self.path}: {exc}.") from exc
         finally:
             con.close()
 
@@ -93,6 +98,23 @@ class SqliteSource:
         """Attach the file to DuckDB read-only as ``alias``."""
         self._check_file()
         con.execute(f"ATTACH {quote_literal(str(self.path))} AS {alias} (TYPE sqlite, READ_ONLY)")
+
+    def write_privileges(self) -> list[str]:
+        """None: the file is always opened read-only."""
+        return []
+
+    def relation(self, alias: str, table: SourceTable) -> str:
+        """Big rowid tables are scanned in parallel with ``sqlite_scan``; others via ``alias``.
+
+        >>> source = SqliteSource("sqlite:////data/src.db", Path("/"))
+        >>> source.relation("src", SourceTable("orders", (), estimated_rows=326))
+        'src."orders"'
+        >>> source.relation("src", SourceTable("orderdetails", (), estimated_rows=2_996_000))
+        "sqlite_scan('/data/src.db', 'orderdetails')"
+        """
+        if (table.estimated_rows or 0) >= PARALLEL_SCAN_ROWS:
+            return f"sqlite_scan({quote_literal(str(self.path))}, {quote_literal(table.name)})"
+        return f"{alias}.{quote_ident(table.name)}"
 
 
 def _estimated_rows(con: sqlite3.Connection, table: str) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import graphlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from sqlglot.errors import ParseError
 from sluice.core import TableName
 from sluice.errors import TransformError, did_you_mean
 from sluice.sql import DIALECT, table_references
+
+_MISSING_COLUMN = re.compile(
+    r'Binder Error: (?:Referenced column "(?P<a>[^"]+)" not found'
+    r'|.*does not have a column named "(?P<b>[^"]+)")'
+)
 
 
 @dataclass(frozen=True)
@@ -75,3 +81,28 @@ def load_models(folder: Path, *, database: str, available: set[TableName]) -> li
             f"Models depend on each other in a cycle: {cycle}; break it by removing one reference."
         ) from exc
     return [models[name] for name in order]
+
+
+def model_failure(model: Model, message: str) -> TransformError:
+    """The error of a model whose SQL failed with DuckDB's ``message``; a column its input
+    tables lack (dropped in the source, say) is named as such.
+
+    >>> m = Model("dim_x", Path("dim_x.sql"), "", TableName("gold", "dim_x"),
+    ...           frozenset({TableName("raw", "x")}))
+    >>> print(model_failure(m, 'Binder Error: Referenced column "tier" not found').message)
+    Model dim_x (dim_x.sql) reads column tier, which raw.x does not have (dropped in the source?).
+    """
+    first = message.splitlines()[0] if message else message
+    missing = _MISSING_COLUMN.search(first)
+    if missing:
+        column = missing["a"] or missing["b"]
+        inputs = ", ".join(sorted(map(str, model.reads))) or "its input tables"
+        return TransformError(
+            f"Model {model.name} ({model.path.name}) reads column {column}, which {inputs} "
+            f"does not have (dropped in the source?).",
+            hint=f"Change {model.path} to do without it and rerun the job.",
+        )
+    return TransformError(
+        f"Model {model.name} ({model.path.name}) failed: {first}",
+        hint=f"Fix {model.path} and rerun the job.",
+    )

@@ -11,6 +11,7 @@ without orders or sales rep, and one product that was never ordered.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import re
@@ -27,7 +28,7 @@ import numpy.typing as npt
 
 from sluice.errors import SourceError
 from sluice.sources.classicmodels import _names as words
-from sluice.sources.classicmodels.schema import TABLES, sqlite_ddl
+from sluice.sources.classicmodels.schema import TABLES, Table, sqlite_ddl
 
 IntArray = npt.NDArray[np.int64]
 Column = list[Any] | npt.NDArray[Any]
@@ -104,7 +105,48 @@ def generate_classicmodels(path: str | Path, *, scale: int = 1, seed: int = 42) 
     return {name: len(cols[0]) for name, cols in tables.items()}
 
 
-def _check_arguments(path: str | Path, scale: int, seed: int) -> Path:
+def classicmodels_rows(
+    *, scale: int = 1, seed: int = 42
+) -> Iterator[tuple[Table, Iterator[tuple[Any, ...]]]]:
+    """Every table of the generated database with its rows, in dependency order.
+
+    >>> tables = dict((t.name, list(rows)) for t, rows in classicmodels_rows())
+    >>> len(tables["orderdetails"]), tables["offices"][0][1]
+    (2996, 'San Francisco')
+    """
+    _check_numbers(scale, seed)
+    tables = _build(scale, seed)
+    for table in TABLES:
+        yield table, _rows(tables[table.name])
+
+
+def write_classicmodels(
+    url: str, *, scale: int = 1, seed: int = 42, replace: bool = False, base_dir: Path | None = None
+) -> dict[str, int]:
+    """Write the generated database into the SQLite, MariaDB or PostgreSQL ``url`` names.
+
+    The same writers as ``load_dump``: all or nothing, existing tables refused unless
+    ``replace``. Returns the row count of every table.
+    """
+    from sluice.sources.writers import open_writer, url_dialect
+
+    url_dialect(url)
+    _check_numbers(scale, seed)
+    with open_writer(url, replace=replace, base_dir=base_dir) as writer:
+        for table in TABLES:
+            writer.create(table)
+        for table, rows in classicmodels_rows(scale=scale, seed=seed):
+            for chunk in _batches(rows):
+                writer.insert(table.name, table.column_names, chunk)
+    return writer.counts
+
+
+def _batches(rows: Iterator[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+    while chunk := list(itertools.islice(rows, _CHUNK)):
+        yield chunk
+
+
+def _check_numbers(scale: int, seed: int) -> None:
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise SourceError(
             f"Invalid classicmodels scale {scale!r}.", hint="Pass a whole number >= 1, e.g. 1."
@@ -113,6 +155,10 @@ def _check_arguments(path: str | Path, scale: int, seed: int) -> Path:
         raise SourceError(
             f"Invalid classicmodels seed {seed!r}.", hint="Pass a whole number >= 0, e.g. 42."
         )
+
+
+def _check_arguments(path: str | Path, scale: int, seed: int) -> Path:
+    _check_numbers(scale, seed)
     target = Path(path)
     if target.is_dir():
         raise SourceError(

@@ -217,7 +217,8 @@ def sqlite_ddl(table: Table) -> str:
     lines = [
         f"  {_quote(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
     ]
-    lines.append(f"  PRIMARY KEY ({', '.join(_quote(c) for c in table.primary_key)})")
+    if table.primary_key:
+        lines.append(f"  PRIMARY KEY ({', '.join(_quote(c) for c in table.primary_key)})")
     for fk in table.foreign_keys:
         cols = ", ".join(_quote(c) for c in fk.columns)
         refs = ", ".join(_quote(c) for c in fk.ref_columns)

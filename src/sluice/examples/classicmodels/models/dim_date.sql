@@ -9,7 +9,7 @@ days AS (
     FROM order_dates
 )
 SELECT
-    CAST(strftime(fullDate, '%Y%m%d') AS INTEGER) AS date_key,
+    CAST(year(fullDate) * 10000 + month(fullDate) * 100 + day(fullDate) AS INTEGER) AS date_key,
     fullDate,
     year(fullDate) AS year,
     quarter(fullDate) AS quarter,

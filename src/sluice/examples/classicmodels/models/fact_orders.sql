@@ -8,7 +8,8 @@ SELECT
     dc.location_key,
     dp.product_key,
     de.employee_key,
-    CAST(strftime(o.orderDate, '%Y%m%d') AS INTEGER) AS order_date_key,
+    CAST(year(o.orderDate) * 10000 + month(o.orderDate) * 100 + day(o.orderDate) AS INTEGER)
+        AS order_date_key,
     o.orderDate,
     o.requiredDate,
     o.shippedDate,

@@ -1,0 +1,159 @@
+"""Incremental extraction: read only a table's rows past its cursor and merge them by key.
+
+The merged table is a copy-on-write of the current snapshot: the rows read replace the rows
+with the same primary key, new keys are appended, all other rows are kept as they were (with
+the run id and time they were first loaded). The lake commits the result together with the
+new cursor, so a run that dies before that commit changes nothing and one that dies after it
+has recorded exactly the rows it merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sluice.config import IncrementalSpec
+from sluice.core import Cursor, TableName, WrittenTable
+from sluice.duck import quote_ident, quote_literal
+from sluice.errors import ConfigError, IngestError, did_you_mean
+from sluice.ingest.extract import extract_table, write_parquet
+from sluice.sources.base import SourceColumn, SourceTable
+
+if TYPE_CHECKING:
+    import duckdb
+
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "DECIMAL", "FLOAT", "DOUBLE")
+_TEMPORAL = ("DATE", "TIMESTAMP")
+
+
+def cursor_column(table: SourceTable, spec: IncrementalSpec, *, job: str) -> SourceColumn:
+    """Check a table's incremental spec against its columns; return the cursor column."""
+    columns = {c.name: c for c in table.columns}
+    key = f"jobs.{job}.incremental.{table.name}"
+    for name in (spec.cursor, *spec.primary_key):
+        if name not in columns:
+            raise ConfigError(
+                f"{key} names column '{name}', which source table {table.name} does not have."
+                f"{did_you_mean(name, columns)}"
+            )
+    column = columns[spec.cursor]
+    kind = column.lake_type.upper()
+    if isinstance(spec.lookback, str) and not kind.startswith(_TEMPORAL):
+        raise ConfigError(
+            f"{key}.lookback is an interval, but cursor {spec.cursor} is {column.lake_type}; "
+            "give a number of cursor units."
+        )
+    if not isinstance(spec.lookback, str) and spec.lookback and not kind.startswith(_NUMERIC):
+        raise ConfigError(
+            f"{key}.lookback is a number, but cursor {spec.cursor} is {column.lake_type}; "
+            + (
+                "give an interval such as '10 minutes'."
+                if kind.startswith(_TEMPORAL)
+                else "a look-back needs a numeric, date or timestamp cursor."
+            )
+        )
+    return column
+
+
+def lower_bound(column: SourceColumn, value: str, lookback: float | str) -> str:
+    """The SQL expression rows must exceed: the last cursor minus the look-back.
+
+    >>> col = SourceColumn("id", "int(11)", "INTEGER", False)
+    >>> lower_bound(col, "10425", 5.0)
+    "CAST('10425' AS INTEGER) - 5"
+    >>> lower_bound(SourceColumn("t", "datetime", "TIMESTAMP", True), "2026-01-02", "1 hour")
+    "CAST('2026-01-02' AS TIMESTAMP) - INTERVAL '1 hour'"
+    """
+    bound = f"CAST({quote_literal(value)} AS {column.lake_type})"
+    if isinstance(lookback, str):
+        return f"{bound} - INTERVAL {quote_literal(lookback)}"
+    return f"{bound} - {lookback:g}" if lookback else bound
+
+
+def merge_select(batch: Path, current: tuple[str, ...], primary_key: list[str]) -> str:
+    """The rows of the merged table: the batch, plus the current rows whose key it lacks."""
+    new = f"read_parquet({quote_literal(str(batch))})"
+    if not current:
+        return f"SELECT * FROM {new}"
+    files = ", ".join(quote_literal(f) for f in current)
+    keys = ", ".join(quote_ident(k) for k in primary_key)
+    return (
+        f"SELECT * FROM {new} UNION ALL BY NAME "
+        f"SELECT old.* FROM read_parquet([{files}], union_by_name = true) AS old "
+        f"ANTI JOIN {new} AS new USING ({keys})"
+    )
+
+
+def extract_incremental(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    relation: str,
+    table: SourceTable,
+    spec: IncrementalSpec,
+    column: SourceColumn,
+    cursor: Cursor,
+    current: tuple[str, ...],
+    target: TableName,
+    path: Path,
+    batch: Path,
+    run_id: str,
+    extracted_at: datetime,
+    kept: Sequence[tuple[str, str]] = (),
+) -> WrittenTable:
+    """Read the rows past ``cursor`` (all rows when it has no value) and write the merged
+    table to ``path``; the result carries the new cursor and the rows read. ``kept`` columns
+    (dropped in the source) read NULL in the new rows."""
+    import duckdb
+
+    full = cursor.value is None
+    where = None
+    if cursor.value is not None:
+        where = f"{quote_ident(spec.cursor)} > {lower_bound(column, cursor.value, spec.lookback)}"
+    written_batch = path if full else batch
+    read = extract_table(
+        con,
+        relation=relation,
+        table=table,
+        target=target,
+        path=written_batch,
+        run_id=run_id,
+        extracted_at=extracted_at,
+        where=where,
+        kept=kept,
+    )
+    rows = read.rows
+    if not full:
+        try:
+            rows = write_parquet(con, merge_select(batch, current, spec.primary_key), path)
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as exc:
+            raise IngestError(
+                f"Merging the new rows of {table.name} into {target} failed: "
+                f"{str(exc).splitlines()[0]}",
+                hint=f"Reset the table with 'sluice job reset-cursor JOB {table.name}'.",
+            ) from exc
+    value = _new_cursor(con, written_batch, column, cursor.value)
+    return WrittenTable(
+        target,
+        (str(path),),
+        rows,
+        cursor=Cursor(spec.cursor, value, cursor.snapshot_id),
+        rows_read=read.rows,
+    )
+
+
+def _new_cursor(
+    con: duckdb.DuckDBPyConnection, batch: Path, column: SourceColumn, previous: str | None
+) -> str | None:
+    """The largest cursor value read, never below the previous cursor (text, or None)."""
+    name = quote_ident(column.name)
+    found = f"max({name})"
+    if previous is not None:
+        found = f"greatest({found}, CAST({quote_literal(previous)} AS {column.lake_type}))"
+    row = con.execute(
+        f"SELECT CAST({found} AS VARCHAR) FROM read_parquet({quote_literal(str(batch))})"
+    ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])

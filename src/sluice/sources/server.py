@@ -1,0 +1,240 @@
+"""MariaDB/MySQL and PostgreSQL servers as sources, read through DuckDB's scanners.
+
+DuckDB attaches the server read-only (the ``mysql_scanner`` and ``postgres_scanner``
+extensions, loaded by path from their pip packages) and streams rows from it into Parquet,
+so memory stays flat however big a table is. Column metadata comes from the server's own
+catalog, through the same connection, so raw tables keep the declared types. Passwords are
+``${env:NAME}`` references in the URL: resolved only when connecting, never shown.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sluice import duck
+from sluice.config import redact, resolve_secrets
+from sluice.duck import quote_ident, quote_literal
+from sluice.errors import ConfigError, SourceError, SourceUnavailableError
+from sluice.sources.base import SourceColumn, SourceTable, is_connection_error
+from sluice.sources.types import lake_type
+
+if TYPE_CHECKING:
+    import duckdb
+
+_SECRET_REFERENCE = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
+_WRITE_PRIVILEGES = (
+    "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "CREATE", "TRUNCATE", "SUPERUSER"
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServerURL:
+    """The parts of ``mysql://`` and ``postgresql://`` URLs, password still a reference."""
+
+    url: str
+    host: str
+    port: int | None
+    user: str
+    database: str
+
+    @classmethod
+    def parse(cls, url: str) -> ServerURL:
+        """Split a server URL; an inline password is refused (it would sit in the file).
+
+        >>> ServerURL.parse("mysql://reader:${env:PW}@db.local:3307/shop").port
+        3307
+        """
+        parts = urlsplit(url)
+        database = unquote(parts.path.lstrip("/"))
+        if not parts.hostname or not database:
+            raise ConfigError(
+                f"Source URL '{redact(url)}' needs a host and a database, "
+                "e.g. mysql://reader:${env:SOURCE_PASSWORD}@host:3306/classicmodels."
+            )
+        password = parts.password or ""
+        if password and not _SECRET_REFERENCE.fullmatch(unquote(password)):
+            raise ConfigError(
+                f"Source URL '{redact(url)}' holds a password.",
+                hint="Put it in an environment variable and write ${env:NAME} in its place.",
+            )
+        return cls(url, parts.hostname, parts.port, unquote(parts.username or ""), database)
+
+
+class ServerSource:
+    """A database on a MariaDB/MySQL or PostgreSQL server (see the subclasses)."""
+
+    extension = ""
+    duckdb_type = ""
+    default_port = 0
+
+    def __init__(self, url: str, base_dir: Path) -> None:
+        self.url = url
+        self.parts = ServerURL.parse(url)
+
+    def tables(self) -> list[SourceTable]:
+        """Every base table in the database (PostgreSQL: the current schema), with columns."""
+        con = self._connect()
+        try:
+            alias = "meta"
+            self.attach(con, alias)
+            rows = con.execute(self._columns_sql(alias)).fetchall()
+        finally:
+            con.close()
+        columns: dict[str, list[SourceColumn]] = {}
+        estimates: dict[str, int | None] = {}
+        for table, column, declared, nullable, estimate in rows:
+            mapped = lake_type(declared, dialect=self.dialect) or "VARCHAR"
+            columns.setdefault(table, []).append(
+                SourceColumn(column, declared, mapped, bool(nullable))
+            )
+            estimates[table] = int(estimate) if estimate is not None and estimate >= 0 else None
+        return [SourceTable(name, tuple(cols), estimates[name]) for name, cols in columns.items()]
+
+    def attach(self, con: duckdb.DuckDBPyConnection, alias: str) -> None:
+        """Attach the database read-only as ``alias`` (the password goes into a DuckDB secret)."""
+        con.execute(f"LOAD {quote_literal(str(duck.extension_path(self.extension)))}")
+        secret = f"sluice_{alias}_{secrets.token_hex(4)}"
+        try:
+            con.execute(self._secret_sql(secret))
+            con.execute(
+                f"ATTACH {quote_literal(self._attach_target())} AS {alias} "
+                f"(TYPE {self.duckdb_type}, SECRET {secret}, READ_ONLY)"
+            )
+        except Exception as exc:
+            message = self._scrub(exc)
+            error = SourceUnavailableError if is_connection_error(message) else SourceError
+            raise error(
+                f"Cannot connect to source {redact(self.url)}: {message}",
+                hint="Check that the server is up and the URL, user and password are right.",
+            ) from exc
+
+    def relation(self, alias: str, table: SourceTable) -> str:
+        """The attached table, in the database's default schema."""
+        return f"{alias}.{quote_ident(table.name)}"
+
+    def write_privileges(self) -> list[str]:
+        """Privileges of the source's user that allow changing data (least privilege: none)."""
+        con = self._connect()
+        try:
+            self.attach(con, "meta")
+            rows = con.execute(self._privileges_sql("meta")).fetchall()
+        finally:
+            con.close()
+        return sorted({str(row[0]).upper() for row in rows} & set(_WRITE_PRIVILEGES))
+
+    @property
+    def dialect(self) -> str:
+        """The sqlglot dialect of declared types."""
+        return self.duckdb_type
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        return duck.connect()
+
+    def _scrub(self, exc: Exception) -> str:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        password = urlsplit(resolve_secrets(self.url)).password
+        return message.replace(unquote(password), "***") if password else message
+
+    def _password(self) -> str:
+        return unquote(urlsplit(resolve_secrets(self.url)).password or "")
+
+    def _secret_sql(self, name: str) -> str:
+        p = self.parts
+        settings: dict[str, Any] = {
+            "HOST": p.host,
+            "PORT": p.port or self.default_port,
+            "USER": p.user,
+            "PASSWORD": self._password(),
+            "DATABASE": p.database,
+        }
+        body = ", ".join(
+            f"{key} {value if isinstance(value, int) else quote_literal(str(value))}"
+            for key, value in settings.items()
+            if value not in (None, "")
+        )
+        return f"CREATE TEMPORARY SECRET {name} (TYPE {self.duckdb_type}, {body})"
+
+    def _attach_target(self) -> str:
+        return ""
+
+    def _columns_sql(self, alias: str) -> str:
+        raise NotImplementedError
+
+    def _privileges_sql(self, alias: str) -> str:
+        raise NotImplementedError
+
+
+class MysqlSource(ServerSource):
+    """A MariaDB or MySQL database: ``mysql://user:${env:PW}@host:3306/db``."""
+
+    extension = "mysql_scanner"
+    duckdb_type = "mysql"
+    default_port = 3306
+
+    def _columns_sql(self, alias: str) -> str:
+        inner = (
+            "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE = 'YES', "
+            "t.TABLE_ROWS FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+            "ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
+            "WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE' "
+            "ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION"
+        )
+        return f"SELECT * FROM mysql_query({quote_literal(alias)}, {quote_literal(inner)})"
+
+    def _privileges_sql(self, alias: str) -> str:
+        grantee = "CONCAT('''', REPLACE(CURRENT_USER(), '@', '''@'''), '''')"
+        inner = " UNION ".join(
+            f"SELECT PRIVILEGE_TYPE FROM information_schema.{view} WHERE GRANTEE = {grantee}{where}"
+            for view, where in (
+                ("USER_PRIVILEGES", ""),
+                ("SCHEMA_PRIVILEGES", " AND TABLE_SCHEMA = DATABASE()"),
+                ("TABLE_PRIVILEGES", " AND TABLE_SCHEMA = DATABASE()"),
+            )
+        )
+        return f"SELECT * FROM mysql_query({quote_literal(alias)}, {quote_literal(inner)})"
+
+
+class PostgresSource(ServerSource):
+    """A PostgreSQL schema: ``postgresql://user:${env:PW}@host:5432/db`` (the current schema;
+    pick another with ``?options=-csearch_path%3Dname``)."""
+
+    extension = "postgres_scanner"
+    duckdb_type = "postgres"
+    default_port = 5432
+
+    def __init__(self, url: str, base_dir: Path) -> None:
+        super().__init__(url, base_dir)
+        options = parse_qs(urlsplit(url).query).get("options", [""])[0]
+        found = re.search(r"-c\s*search_path=([^\s,]+)", options)
+        self.schema = found.group(1) if found else "public"
+
+    def relation(self, alias: str, table: SourceTable) -> str:
+        """The attached table in the URL's schema."""
+        return f"{alias}.{quote_ident(self.schema)}.{quote_ident(table.name)}"
+
+    def _columns_sql(self, alias: str) -> str:
+        inner = (
+            "SELECT cl.relname, a.attname, format_type(a.atttypid, a.atttypmod), "
+            "NOT a.attnotnull, CAST(cl.reltuples AS bigint) FROM pg_attribute a "
+            "JOIN pg_class cl ON cl.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = cl.relnamespace "
+            f"WHERE n.nspname = {quote_literal(self.schema)} AND cl.relkind IN ('r', 'p') "
+            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY cl.relname, a.attnum"
+        )
+        return f"SELECT * FROM postgres_query({quote_literal(alias)}, {quote_literal(inner)})"
+
+    def _privileges_sql(self, alias: str) -> str:
+        checks = " UNION ".join(
+            f"SELECT '{p}' FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace "
+            f"WHERE n.nspname = {quote_literal(self.schema)} AND cl.relkind IN ('r', 'p') "
+            f"AND has_table_privilege(cl.oid, '{p}')"
+            for p in ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
+        )
+        superuser = "SELECT 'SUPERUSER' FROM pg_roles WHERE rolname = current_user AND rolsuper"
+        inner = f"{checks} UNION {superuser}"
+        return f"SELECT * FROM postgres_query({quote_literal(alias)}, {quote_literal(inner)})"

@@ -1,0 +1,59 @@
+"""The project file's JSON Schema: printed by ``sluice config schema``, written by ``init``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sluice.config import SCHEMA_COMMENT, SCHEMA_FILE
+from sluice.project import Project
+from tests.conftest import sluice_cli
+
+
+def test_config_schema_prints_the_project_files_json_schema(project: Project) -> None:
+    result = sluice_cli("config", "schema", cwd=project.root)
+    assert result.returncode == 0, result.stderr
+    schema = json.loads(result.stdout)
+    assert schema["required"] == ["name"]
+    assert schema["additionalProperties"] is False
+    assert {"sources", "lake", "catalog", "jobs", "checks", "serve"} <= set(schema["properties"])
+    job = schema["$defs"]["JobConfig"]
+    assert job["properties"]["timeout_minutes"]["exclusiveMinimum"] == 0
+    assert job["additionalProperties"] is False
+
+
+def test_init_writes_the_schema_and_points_the_project_file_at_it(project: Project) -> None:
+    written = json.loads((project.root / SCHEMA_FILE).read_text())
+    printed = json.loads(sluice_cli("config", "schema", cwd=project.root).stdout)
+    assert written == printed
+    lines = (project.root / "sluice.yml").read_text().splitlines()
+    assert lines[0] == SCHEMA_COMMENT == "# yaml-language-server: $schema=sluice.schema.json"
+    assert project.config.name == "classicmodels"
+
+
+def files(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_init_again_leaves_the_project_as_it_is_and_restores_the_schema(project: Project) -> None:
+    before = files(project.root)
+    again = sluice_cli("init", project.root, cwd=project.root.parent)
+    assert again.returncode == 0, again.stderr
+    assert "already holds this Sluice project; left as it is" in again.stdout
+    assert files(project.root) == before
+
+    (project.root / SCHEMA_FILE).unlink()
+    source = project.config.sources["classicmodels"].url
+    restored = sluice_cli("init", project.root, "--source", source, cwd=project.root.parent)
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads((project.root / SCHEMA_FILE).read_text())["title"] == (
+        "Sluice project file (sluice.yml)"
+    )
+    after = files(project.root)
+    assert {k: v for k, v in after.items() if k != SCHEMA_FILE} == {
+        k: v for k, v in before.items() if k != SCHEMA_FILE
+    }

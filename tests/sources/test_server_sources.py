@@ -1,0 +1,176 @@
+"""MariaDB and PostgreSQL as sources: the same lake as from SQLite, least privilege, secrets.
+
+Each test loads the generated classicmodels data into a private database (MariaDB) or
+schema (PostgreSQL), then runs the real ETL job against the server.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import duckdb
+import psycopg
+import pytest
+
+from sluice.errors import ConfigError, SourceError
+from sluice.ingest.extract import EXTRACTED_AT_COLUMN, RUN_ID_COLUMN
+from sluice.project import Project
+from sluice.sources.classicmodels import expected_row_counts, write_classicmodels
+from tests.conftest import SEED, sluice_cli
+from tests.sources.conftest import mysql_connect
+from tests.test_cli_errors import error_line
+
+pytestmark = pytest.mark.servers
+
+PASSWORD_VARIABLE = "SLUICE_TEST_READER_PASSWORD"
+
+
+def _lake_tables(project: Project, con: duckdb.DuckDBPyConnection, alias: str) -> None:
+    """Expose every published table of ``project`` in DuckDB as ``alias_db.table`` views."""
+    for info in project.lake.tables():
+        files = list(project.lake.current_files(info.table))
+        schema = f"{alias}_{info.table.database}"
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        con.execute(
+            f"CREATE VIEW {schema}.{info.table.name} AS SELECT * "
+            f"EXCLUDE ({RUN_ID_COLUMN}, {EXTRACTED_AT_COLUMN}) FROM read_parquet({files})"
+            if info.table.database == "raw"
+            else f"CREATE VIEW {schema}.{info.table.name} AS SELECT * FROM read_parquet({files})"
+        )
+
+
+def test_a_server_source_gives_the_same_lake_as_sqlite(
+    tmp_path: Path, target: tuple[str, str], built: Callable[[int], Project]
+) -> None:
+    dialect, url = target
+    counts = write_classicmodels(url, scale=1, seed=SEED)
+    assert counts == expected_row_counts(1)
+    Project.init(tmp_path / "project", source_url=url)
+    project = Project.open(tmp_path / "project")
+    run = project.run_job("etl")
+    assert run.state == "SUCCEEDED", run.error
+
+    reference = built(1)
+    con = duckdb.connect()
+    _lake_tables(project, con, "server")
+    _lake_tables(reference, con, "sqlite")
+    names = [str(info.table) for info in reference.lake.tables()]
+    assert [str(info.table) for info in project.lake.tables()] == names
+    for name in names:
+        database, table = name.split(".")
+        server, sqlite = f"server_{database}.{table}", f"sqlite_{database}.{table}"
+        assert (
+            con.execute(f"DESCRIBE {server}").fetchall()
+            == con.execute(f"DESCRIBE {sqlite}").fetchall()
+        ), name
+        differ = con.execute(
+            f"SELECT (SELECT count(*) FROM {server}), (SELECT count(*) FROM {sqlite}), "
+            f"(SELECT count(*) FROM (FROM {server} EXCEPT ALL FROM {sqlite})), "
+            f"(SELECT count(*) FROM (FROM {sqlite} EXCEPT ALL FROM {server}))"
+        ).fetchone()
+        assert differ is not None
+        assert differ[0] == differ[1] and differ[2:] == (0, 0), (dialect, name, differ)
+    total = project.query("SELECT count(*) AS n, sum(orderAmount) AS s FROM fact_orders")
+    assert total.table.to_pylist()[0]["n"] == expected_row_counts(1)["orderdetails"]
+
+
+@pytest.fixture
+def reader_url(target: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A URL of the target database for a new user that may only SELECT (password by env)."""
+    dialect, url = target
+    write_classicmodels(url, scale=1, seed=SEED)
+    user, password = f"sluice_reader_{secrets.token_hex(3)}", secrets.token_hex(8)
+    monkeypatch.setenv(PASSWORD_VARIABLE, password)
+    parts = urlsplit(url)
+    reference = "${env:" + PASSWORD_VARIABLE + "}"
+    reader = url.replace(f"//{parts.netloc}", f"//{user}:{reference}@{parts.hostname}:{parts.port}")
+    if dialect == "mysql":
+        database = parts.path.lstrip("/")
+        con = mysql_connect(url)
+        with con.cursor() as cur:
+            cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+            cur.execute(f"CREATE USER '{user}'@'localhost' IDENTIFIED BY '{password}'")
+            for host in ("%", "localhost"):
+                cur.execute(f"GRANT SELECT ON `{database}`.* TO '{user}'@'{host}'")
+        try:
+            yield reader
+        finally:
+            with con.cursor() as cur:
+                for host in ("%", "localhost"):
+                    cur.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
+            con.close()
+        return
+    schema = parts.query.rsplit("%3D", 1)[1]
+    with psycopg.connect(url, autocommit=True) as pg:
+        pg.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+        pg.execute(f"GRANT USAGE ON SCHEMA {schema} TO {user}")
+        pg.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {user}")
+    try:
+        yield reader
+    finally:
+        with psycopg.connect(url, autocommit=True) as pg:
+            pg.execute(f"DROP OWNED BY {user}")
+            pg.execute(f"DROP ROLE IF EXISTS {user}")
+
+
+def test_check_counts_rows_and_warns_only_when_the_user_can_write(
+    tmp_path: Path, target: tuple[str, str], reader_url: str
+) -> None:
+    _, owner_url = target
+    Project.init(tmp_path / "owner", source_url=owner_url)
+    Project.init(tmp_path / "reader", source_url=reader_url)
+    expected = tuple(sorted(expected_row_counts(1).items()))
+
+    owner = Project.open(tmp_path / "owner").check_source()
+    assert tuple(sorted(owner.tables)) == expected
+    assert {"INSERT", "UPDATE", "DELETE"} & set(owner.write_privileges)
+
+    reader = Project.open(tmp_path / "reader").check_source("classicmodels")
+    assert tuple(sorted(reader.tables)) == expected
+    assert reader.write_privileges == ()
+    assert reader_url in (tmp_path / "reader" / "sluice.yml").read_text()
+
+    shown = sluice_cli("source", "check", cwd=tmp_path / "owner")
+    assert shown.returncode == 0, shown.stderr
+    assert "orderdetails │ 2,996" in shown.stdout
+    assert "may change data" in shown.stderr
+    quiet = sluice_cli("source", "check", cwd=tmp_path / "reader")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "may change data" not in quiet.stderr
+
+
+def test_a_reader_with_a_password_from_the_environment_runs_the_job(
+    tmp_path: Path, reader_url: str
+) -> None:
+    Project.init(tmp_path / "project", source_url=reader_url)
+    project = Project.open(tmp_path / "project")
+    run = project.run_job("etl")
+    assert run.state == "SUCCEEDED", run.error
+    lines = project.query("SELECT count(*) AS n FROM fact_orders").table.to_pylist()
+    assert lines == [{"n": expected_row_counts(1)["orderdetails"]}]
+
+
+def test_a_password_written_into_the_url_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Project.init(tmp_path / "p", source_url="mysql://me:hunter2@127.0.0.1:3306/shop")
+    assert "hunter2" not in str(caught.value) and "${env:NAME}" in str(caught.value.hint)
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("scheme", ["mysql", "postgresql"])
+def test_an_unreachable_server_is_one_line_without_the_password(
+    tmp_path: Path, scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_VARIABLE, "pa55-word")
+    url = f"{scheme}://me:${{env:{PASSWORD_VARIABLE}}}@127.0.0.1:9/shop"
+    with pytest.raises(SourceError) as caught:
+        Project.init(tmp_path / "p", source_url=url)
+    assert "Cannot connect to source" in str(caught.value)
+    assert "pa55-word" not in str(caught.value)
+    result = sluice_cli("init", tmp_path / "q", "--source", url, cwd=tmp_path)
+    line = error_line(result, None, "Cannot connect")
+    assert "pa55-word" not in line
+    assert not (tmp_path / "q").exists()
