@@ -186,8 +186,11 @@ def run_check(con: duckdb.DuckDBPyConnection, check: Check) -> CheckResult:
     if check.proof is not None and _proven(con, check.proof):
         return CheckResult(check.name, check.model, check.severity, check.sql, failing_rows=0)
     try:
+        # Not count(*) OVER (): DuckDB 1.5 sometimes fails it with an internal error on a
+        # near-empty input, which also invalidates the connection.
         cursor = con.execute(
-            f"SELECT *, count(*) OVER () AS _sluice_bad_rows FROM ({check.sql}) AS bad "
+            f"WITH bad AS MATERIALIZED ({check.sql}) "
+            f"SELECT *, (SELECT count(*) FROM bad) AS _sluice_bad_rows FROM bad "
             f"LIMIT {SAMPLE_ROWS}"
         )
         rows = cursor.fetchall()
