@@ -29,6 +29,9 @@ import pyarrow.csv as pa_csv
 from sluice.project import Project
 from sluice.serve.dashboard import Selection
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+BROWSER_ROUNDS = 3
 ONE_CLIENT_REQUESTS = 50
 CLIENTS = 16
 REQUESTS_PER_CLIENT = 10
@@ -84,6 +87,8 @@ class HttpResult:
     direct: Latencies
     exports: list[Export]
     load: float  # the machine's 1-minute load average at the end (2 cores: above 2 is busy)
+    browser: Latencies | None = None  # dashboard updates as the page measures them
+    browser_unavailable: str | None = None
 
 
 class Client:
@@ -168,15 +173,21 @@ def direct_connection(project: Project) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def dashboard_queries(con: duckdb.DuckDBPyConnection) -> list[Query]:
-    """The dashboard's three statements for five selections (all, a country, a product
-    line, the first year, a country and a product line), with JSON parameters."""
-    first = con.execute("SELECT min(orderDate) FROM fact_orders").fetchall()[0][0]
+def busiest(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
+    """The country and product line of the most order lines together."""
     country, line = con.execute(
         "SELECT l.country, p.productLine FROM fact_orders f "
         "JOIN dim_locations l USING (location_key) JOIN dim_products p USING (product_key) "
         "GROUP BY ALL ORDER BY count(*) DESC LIMIT 1"
     ).fetchall()[0]
+    return str(country), str(line)
+
+
+def dashboard_queries(con: duckdb.DuckDBPyConnection) -> list[Query]:
+    """The dashboard's three statements for five selections (all, a country, a product
+    line, the first year, a country and a product line), with JSON parameters."""
+    first = con.execute("SELECT min(orderDate) FROM fact_orders").fetchall()[0][0]
+    country, line = busiest(con)
     start: date = first
     selections = [
         Selection(),
@@ -289,6 +300,44 @@ def export(url: str, con: duckdb.DuckDBPyConnection, fmt: str, workdir: Path) ->
     return Export(fmt, rows, api_file.stat().st_size, direct_file.stat().st_size, api_s, direct_s)
 
 
+def browser_updates(url: str, country: str, line: str) -> Latencies:
+    """Change each dashboard filter in Debian's headless chromium, ``BROWSER_ROUNDS`` times;
+    each sample is the page's own time from the change to the redrawn charts
+    (``data-update-ms``: its three queries, their results and the drawing)."""
+    from playwright.sync_api import sync_playwright
+
+    result = Latencies()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.wait_for_function("document.body.dataset.renders === '1'")
+            first, last = page.input_value("#start"), page.input_value("#end")
+            year_end = f"{first[:4]}-12-31"
+            actions: list[Callable[[], object]] = [
+                lambda: page.fill("#end", year_end),
+                lambda: page.select_option("#country", country),
+                lambda: page.select_option("#product_line", line),
+                lambda: (page.fill("#top", "20"), page.press("#top", "Enter")),
+                lambda: page.select_option("#country", ""),
+                lambda: page.select_option("#product_line", ""),
+                lambda: (page.fill("#top", "10"), page.press("#top", "Enter")),
+                lambda: page.fill("#end", last),
+            ]
+            for _ in range(BROWSER_ROUNDS):
+                for action in actions:
+                    before = int(page.get_attribute("body", "data-renders") or 0)
+                    action()
+                    page.wait_for_function(
+                        f"Number(document.body.dataset.renders) > {before}", timeout=30_000
+                    )
+                    result.seconds.append(int(page.get_attribute("body", "data-update-ms")) / 1000)
+        finally:
+            browser.close()
+    return result
+
+
 def measure(sluice: Path, project_dir: Path, workdir: Path) -> HttpResult:
     """Serve ``project_dir`` and measure; the server is stopped whatever happens."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -300,8 +349,20 @@ def measure(sluice: Path, project_dir: Path, workdir: Path) -> HttpResult:
         single = one_client(served.url, queries)
         concurrent = many_clients(served.url, queries)
         exports = [export(served.url, con, fmt, workdir) for fmt in ("arrow", "csv")]
+        browser, unavailable = None, None
+        if CHROMIUM.is_file():
+            browser = browser_updates(served.url, *busiest(con))
+        else:
+            unavailable = f"{CHROMIUM} is missing (apt-get install chromium)"
     finally:
         served.stop()
     return HttpResult(
-        len(queries), single, concurrent, direct(con, queries), exports, os.getloadavg()[0]
+        queries=len(queries),
+        one_client=single,
+        many_clients=concurrent,
+        direct=direct(con, queries),
+        exports=exports,
+        load=os.getloadavg()[0],
+        browser=browser,
+        browser_unavailable=unavailable,
     )

@@ -650,6 +650,15 @@ def http_targets(result: http_bench.HttpResult) -> list[Target]:
         target(f"{http_bench.CLIENTS} clients: p95", many.percentile(95),
                unit=" ms", op="<", limit=500),
     ]  # fmt: skip
+    if result.browser is not None:
+        updates = result.browser
+        targets += [
+            target("dashboard update in chromium, median", updates.percentile(50),
+                   unit=" ms", op="<", limit=500),
+            target("dashboard update in chromium, worst",
+                   max(updates.seconds) * 1000 if updates.seconds else None,
+                   unit=" ms", op="<", limit=1000),
+        ]  # fmt: skip
     for export in result.exports:
         value = ratio(statistics.median(export.api_s), statistics.median(export.direct_s))
         label = f"{export.fmt} export ÷ direct + write"
@@ -674,6 +683,8 @@ def print_http(section: HttpSection, scale: int) -> None:
         (f"API, {http_bench.CLIENTS} clients at once", result.many_clients),
         ("DuckDB directly, same Parquet", result.direct),
     ]
+    if result.browser is not None:
+        rows.append(("dashboard update in chromium (3 queries + drawing)", result.browser))
     for how, lat in rows:
         table.add_row(how, str(len(lat.seconds)), fmt(lat.percentile(50), ".1f"),
                       fmt(lat.percentile(95), ".1f"), str(lat.errors))  # fmt: skip
@@ -690,6 +701,8 @@ def print_http(section: HttpSection, scale: int) -> None:
                         f"{direct:.3f}", fmt(ratio(api, direct)))  # fmt: skip
     out.print(exports)
     out.print(targets_table(f"HTTP targets at scale {scale}", http_targets(result)))
+    if result.browser_unavailable:
+        out.print(f"[yellow]browser timing unavailable: {escape(result.browser_unavailable)}")
     if result.load > (os.cpu_count() or 1):
         out.print(
             f"[bold yellow]WARNING[/bold yellow] HTTP: the machine's load average was "
@@ -710,6 +723,7 @@ def http_json(section: HttpSection) -> dict[str, Any]:
         "one_client": latencies(result.one_client),
         "many_clients": latencies(result.many_clients),
         "direct": latencies(result.direct),
+        "browser_updates": None if result.browser is None else latencies(result.browser),
         "exports": [asdict(e) for e in result.exports],
         "targets": [target_json(t) for t in http_targets(result)],
         "load_average": result.load,

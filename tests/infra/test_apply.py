@@ -227,6 +227,7 @@ def test_destroy_removes_what_sluice_created(project: Project) -> None:
     destroyed = sluice_cli("destroy", "--auto-approve", cwd=project.root)
     assert destroyed.returncode == 0, destroyed.stderr
     assert "Plan: 0 to add, 0 to change, 20 to destroy." in destroyed.stdout  # 6 + 14 tables
+    assert "Destroy complete! Resources: 0 added, 0 changed, 20 destroyed." in destroyed.stdout
     assert not catalog.exists()
     assert not (project.root / "warehouse").exists()
     assert not project.state_path.exists()

@@ -123,7 +123,7 @@ class Server:
     def rows(self, sql: str, **fields: object) -> list[list[Any]]:
         """Run a query to the end and return all its rows (every JSON page)."""
         execution = self.wait(self.start(sql, **fields)["query_id"])
-        assert execution["state"] == "SUCCEEDED", execution
+        assert execution["state"] == "SUCCEEDED", (execution["error"], execution)
         rows: list[list[Any]] = []
         token = ""
         while True:

@@ -802,7 +802,8 @@ def _apply(proj: Project, the_plan: Any, *, ask: bool, show: bool = True) -> Non
         answer = sys.stdin.readline().strip()
         render.out.print("")
         if answer != "yes":
-            render.err.print("Apply cancelled; nothing was changed.")
+            action = "Destroy" if the_plan.destroy else "Apply"
+            render.err.print(f"{action} cancelled; nothing was changed.")
             raise typer.Exit(1)
     result = proj.apply(the_plan)
     if result.stale_lock_pid is not None:
@@ -811,8 +812,9 @@ def _apply(proj: Project, the_plan: Any, *, ask: bool, show: bool = True) -> Non
             "which is no longer running."
         )
     added, changed, destroyed = count_steps(result.applied)
+    action = "Destroy" if the_plan.destroy else "Apply"
     render.out.print(
-        f"Apply complete! Resources: {added} added, {changed} changed, {destroyed} destroyed."
+        f"{action} complete! Resources: {added} added, {changed} changed, {destroyed} destroyed."
     )
 
 
