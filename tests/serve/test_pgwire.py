@@ -266,10 +266,9 @@ def test_the_statement_timeout_and_cancel(pg: PgServer) -> None:
         assert con.execute("SELECT 7").fetchone() == (7,)
 
         threading.Timer(0.5, con.cancel).start()
-        started = time.monotonic()
-        with pytest.raises(psycopg.errors.QueryCanceled):
+        with pytest.raises(psycopg.errors.QueryCanceled) as cancelled:
             con.execute(SLOW_SQL)
-        assert time.monotonic() - started < 3.5
+        assert "timeout" not in str(cancelled.value), "cancelled by the client, not the timeout"
         assert con.execute("SELECT 8").fetchone() == (8,)
 
 
