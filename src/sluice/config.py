@@ -212,7 +212,8 @@ class JobConfig(_Model):
 
 class QueryLimits(_Model):
     """Bounds of query executions: each query's time and rows; DuckDB's memory and threads
-    (shared by the queries running at once); the pool size; how many results are kept."""
+    (shared by the queries running at once); the pool size; how many results are kept, and
+    for how many days finished executions stay in the history (Athena keeps 45)."""
 
     timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
     max_rows: Annotated[int, Field(ge=1)] = 1_000_000
@@ -220,6 +221,7 @@ class QueryLimits(_Model):
     threads: Annotated[int, Field(ge=1)] = 2
     workers: Annotated[int, Field(ge=1)] = 4
     keep_results: Annotated[int, Field(ge=1)] = 200
+    keep_history_days: Annotated[int, Field(ge=1)] = 45
 
 
 class PgEndpointConfig(_Model):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,31 @@ def test_only_the_newest_results_are_kept(project: Project) -> None:
             page = executions.results(query_id)
             assert page.table.to_pylist() == [{"n": n, "c": expected[0].as_py()}]
             assert Path(str(page.execution.result_path)).is_file()
+    finally:
+        executions.close()
+
+
+def test_executions_older_than_the_history_window_are_forgotten(project: Project) -> None:
+    assert project.run_job("etl").state == "SUCCEEDED"
+    executions = project.query_executions(QueryLimits(keep_history_days=45))
+    try:
+        old, recent = (executions.start(f"SELECT {n} AS n") for n in (1, 2))
+        for started in (old, recent):
+            assert executions.wait(started.query_id, 30).state == QueryState.SUCCEEDED
+        old_file = Path(str(executions.get(old.query_id).result_path))
+        assert old_file.is_file()
+        days_ago = (datetime.now(UTC) - timedelta(days=46)).isoformat()
+        with sqlite3.connect(project.state_dir / "runs.db") as con:
+            con.execute(
+                "UPDATE query_executions SET submitted_at = ? WHERE query_id = ?",
+                (days_ago, old.query_id),
+            )
+        newest = executions.start("SELECT 3 AS n")
+        assert executions.wait(newest.query_id, 30).state == QueryState.SUCCEEDED
+        kept = {e.query_id for e in executions.list(limit=1000)}
+        assert old.query_id not in kept and {recent.query_id, newest.query_id} <= kept
+        assert not old_file.exists()
+        assert executions.results(recent.query_id).table.to_pylist() == [{"n": 2}]
     finally:
         executions.close()
 

@@ -327,7 +327,9 @@ class QueryExecutions:
             timer.cancel()
 
     def _expire_results(self) -> None:
-        for path in self.history.expire_results(self.limits.keep_results):
+        for path in self.history.expire_results(
+            self.limits.keep_results, keep_days=self.limits.keep_history_days
+        ):
             Path(path).unlink(missing_ok=True)
 
     def _fail_orphans(self) -> None:

@@ -10,7 +10,7 @@ import enum
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -188,10 +188,21 @@ class QueryHistory:
                 )
             )
 
-    def expire_results(self, keep: int) -> list[str]:
-        """Forget the result files of all but the ``keep`` newest; return their paths."""
+    def expire_results(self, keep: int, *, keep_days: int | None = None) -> list[str]:
+        """Forget the result files of all but the ``keep`` newest, and the finished executions
+        submitted more than ``keep_days`` ago; return the paths of the files forgotten."""
         with self._db.connect() as con:
             con.execute("BEGIN IMMEDIATE")
+            if keep_days is not None:
+                cutoff = datetime.now(UTC) - timedelta(days=keep_days)
+                rows = con.execute(
+                    "DELETE FROM query_executions WHERE submitted_at < ?"
+                    " AND state NOT IN ('QUEUED', 'RUNNING') RETURNING result_path",
+                    (cutoff.isoformat(),),
+                ).fetchall()
+                old_files = [path for (path,) in rows if path is not None]
+            else:
+                old_files = []
             rows = con.execute(
                 "SELECT query_id, result_path FROM query_executions"
                 " WHERE result_path IS NOT NULL ORDER BY submitted_at DESC, rowid DESC"
@@ -203,7 +214,7 @@ class QueryHistory:
                 [(query_id,) for query_id, _ in rows],
             )
             con.execute("COMMIT")
-        return [path for _, path in rows]
+        return old_files + [path for _, path in rows]
 
 
 def _failure_fields(error: QueryFailure | None) -> tuple[str | None, str | None, str | None]:
