@@ -123,6 +123,25 @@ def test_query_csv_and_json_return_the_sources_numbers(built: Callable[[int], Pr
     assert len(capped.stdout.strip().splitlines()) == 4
     assert "first 3 rows" in capped.stderr
 
+    first = (
+        sqlite3.connect(project.config.sources["classicmodels"].url.removeprefix("sqlite:///"))
+        .execute("SELECT (SELECT min(orderNumber) FROM orders), (SELECT sum(amount) FROM payments)")
+        .fetchone()
+    )
+    table = sluice_cli(
+        "query",
+        "SELECT (SELECT min(orderNumber) FROM orders) AS first_order, "
+        "(SELECT sum(amount) FROM payments) AS paid",
+        "--database",
+        "raw",
+        "--project",
+        project.root,
+    )
+    assert table.returncode == 0, table.stderr
+    cells = table.stdout.splitlines()[3].split("│")
+    assert cells[1].strip() == str(first[0]), "order numbers are shown as they are"
+    assert cells[2].strip() == f"{Decimal(str(first[1])).quantize(Decimal('0.01')):,}"
+
 
 def test_demo_runs_the_lab_and_shows_the_top_countries(tmp_path: Path) -> None:
     result = sluice_cli("demo", tmp_path / "demo", timeout=180)

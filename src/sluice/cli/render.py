@@ -210,10 +210,10 @@ def arrow_table(data: pa.Table, *, title: str | None = None) -> Table:
 
 
 def _cell(value: Any) -> str:
+    """A value as the table shows it: integers as they are (order numbers, years), decimal
+    measures with thousands separators."""
     if value is None:
         return "NULL"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
     if isinstance(value, Decimal):
         return f"{value:,}"
     return str(value)
