@@ -665,6 +665,7 @@ def _commit_later(
     pool: ThreadPoolExecutor, run: EtlRun, task: str, written: WrittenTable
 ) -> Future[TableCommit]:
     def commit() -> TableCommit:
+        failpoint(f"before-commit:{written.table}")
         if written.cursor is None:
             result = run.lake.commit(written, run_id=run.run_id)
         else:
@@ -672,6 +673,7 @@ def _commit_later(
             result = run.lake.commit_incremental(
                 written, run_id=run.run_id, primary_key=spec.primary_key
             )
+        failpoint(f"after-commit:{written.table}")
         with run._files_lock:
             run.committed.update(written.files)
         run.tasks.committed(task, _to_output(result))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sluice.core import Cursor, RawSchema, TableCommit, TableName, WrittenTable
 from sluice.errors import LakeError, NotFoundError, did_you_mean
 from sluice.lake.datafiles import data_file, iceberg_schema
+from sluice.observe.failpoints import failpoint
 
 if TYPE_CHECKING:
     from pyiceberg.catalog.sql import SqlCatalog
@@ -303,6 +304,7 @@ class Lake:
                 if expired:
                     with ExpireSnapshots(transaction=tx) as expire:
                         expire.by_ids(expired)
+                failpoint(f"in-commit:{written.table}")
         except LakeError:
             raise
         except Exception as exc:
