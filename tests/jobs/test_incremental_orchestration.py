@@ -28,7 +28,14 @@ from tests.ingest.test_incremental import (
     sqlite_source,
 )
 from tests.ingest.test_kill_anywhere import assert_lake_equals_source, live_source
-from tests.jobs.helpers import lake_totals, published_run, run_killed_at, source_path, wait_for
+from tests.jobs.helpers import (
+    lake_totals,
+    published_run,
+    run_killed_at,
+    source_path,
+    wait_for,
+    wait_queued,
+)
 from tests.jobs.test_orchestration import by_task, published_files
 
 RAW_TABLES = ("orders", "orderdetails", "customers", "payments", "products")
@@ -189,12 +196,7 @@ def test_two_runs_at_once_both_publish_and_a_third_is_refused_or_queued(
             third = None
         else:
             third = project.jobs.start("etl")
-            deadline = time.monotonic() + 60
-            record = project.jobs.get("etl", third.run_id)
-            while record.stage != "queued" and time.monotonic() < deadline:
-                time.sleep(0.1)
-                record = project.jobs.get("etl", third.run_id)
-            assert (record.state, record.stage) == ("STARTING", "queued")
+            wait_queued(project, third.run_id)
     finally:
         lock.rollback()
         lock.close()
