@@ -72,6 +72,17 @@ def wait_for(
     raise AssertionError(f"run {run_id} did not reach {stage or 'a final state'}: {run}")
 
 
+def wait_queued(project: Project, run_id: str, *, timeout: float = 60) -> JobRun:
+    """Poll a run until it waits in the queue (STARTING, stage ``queued``)."""
+    deadline = time.monotonic() + timeout
+    record = project.jobs.get("etl", run_id)
+    while record.stage != "queued" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        record = project.jobs.get("etl", run_id)
+    assert (record.state, record.stage) == ("STARTING", "queued"), record
+    return record
+
+
 def run_killed_at(project: Project, point: str) -> JobRun:
     """Run the job in a real CLI process that SIGKILLs itself at failpoint ``point``."""
     killed = sluice_cli(

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from tests.jobs.helpers import (
     run_killed_at,
     source_totals,
     wait_for,
+    wait_queued,
 )
 
 EXTRACTS = 8
@@ -263,12 +263,7 @@ def test_a_second_start_is_queued_when_the_job_says_so(project: Project) -> None
     first = project.jobs.start("etl")
     wait_for(project, first.run_id, stage="transform")
     queued = project.jobs.start("etl")
-    deadline = time.monotonic() + 30
-    record = project.jobs.get("etl", queued.run_id)
-    while record.stage != "queued" and time.monotonic() < deadline:
-        time.sleep(0.05)
-        record = project.jobs.get("etl", queued.run_id)
-    assert record.state == "STARTING" and record.stage == "queued"
+    wait_queued(project, queued.run_id)
     shown = sluice_cli("job", "status", "etl", queued.run_id, "--project", project.root)
     assert shown.stdout.strip() == "STARTING (queued)"
     slow.unlink()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from sluice import duck
 from sluice.config import CheckSpec, JobConfig
 from sluice.core import CheckResult, Cursor, TableCommit, TableName, TaskState, WrittenTable
-from sluice.errors import CheckFailedError, ConfigError, did_you_mean
+from sluice.errors import CheckFailedError, ConfigError, LockedError, did_you_mean
 from sluice.ingest.drift import DriftPlan, blocked, log_drift, plan_drift
 from sluice.ingest.extract import extract_table, write_parquet
 from sluice.ingest.incremental import cursor_column, extract_incremental
@@ -35,6 +35,7 @@ from sluice.lake.catalog import Lake
 from sluice.lake.datafiles import read_footer
 from sluice.lake.publications import PublicationStore
 from sluice.lake.types import lake_select
+from sluice.lock import ProcessLock
 from sluice.observe.failpoints import failpoint
 from sluice.observe.progress import Progress
 from sluice.quality.checks import Check, compile_check, run_check
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sluice.jobs.etl")
 SOURCE_ALIAS = "src"
 KEEP_PUBLICATIONS = 3
+MERGE_LOCK_POLL_SECONDS = 0.05
 T = TypeVar("T")
 
 
@@ -112,6 +114,7 @@ class EtlRun:
     committed: set[str] = field(default_factory=set)
     cursors: dict[str, IncrementalTable] = field(default_factory=dict)
     cursor_moves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    merge_locks: dict[TableName, ProcessLock] = field(default_factory=dict)
     drift: DriftPlan = field(default_factory=lambda: DriftPlan("", "", {}))
     _files_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -163,6 +166,8 @@ def run_etl(run: EtlRun) -> EtlResult:
         _remove_uncommitted(run.written_files, run.committed)
         raise
     finally:
+        for table in list(run.merge_locks):
+            _release_merge_lock(run, table)
         shutil.rmtree(run.temp_dir, ignore_errors=True)
 
 
@@ -608,6 +613,8 @@ def _extract_one(
     path = _file_for(run, target)
     run.note_file(path)
     incremental = run.cursors.get(table.name)
+    if incremental is not None:
+        incremental = _hold_merge_lock(run, target, incremental)
     if incremental is None:
         written = extract_table(
             cursor,
@@ -646,6 +653,30 @@ def _extract_one(
     return replace(written, footers=(read_footer(cursor, path),))
 
 
+def _hold_merge_lock(run: EtlRun, table: TableName, start: IncrementalTable) -> IncrementalTable:
+    """Wait until no other run merges into incremental ``table``, hold it until this run has
+    committed it, and read its cursor again: another run may have moved it meanwhile."""
+    if table not in run.merge_locks:
+        lock = run.lake.merge_lock(table)
+        while True:
+            try:
+                lock.__enter__()
+                break
+            except LockedError:
+                run.checkpoint.sleep(MERGE_LOCK_POLL_SECONDS)
+        with run._files_lock:
+            run.merge_locks[table] = lock
+    cursor, files = run.lake.cursor(table, start.cursor.column)
+    return replace(start, cursor=cursor, files=files)
+
+
+def _release_merge_lock(run: EtlRun, table: TableName) -> None:
+    with run._files_lock:
+        lock = run.merge_locks.pop(table, None)
+    if lock is not None:
+        lock.__exit__(None, None, None)
+
+
 def _build_model(run: EtlRun, cursor: duckdb.DuckDBPyConnection, model: Model) -> WrittenTable:
     import duckdb
 
@@ -665,13 +696,18 @@ def _commit_later(
     pool: ThreadPoolExecutor, run: EtlRun, task: str, written: WrittenTable
 ) -> Future[TableCommit]:
     def commit() -> TableCommit:
+        failpoint(f"before-commit:{written.table}")
         if written.cursor is None:
             result = run.lake.commit(written, run_id=run.run_id)
         else:
             spec = run.job.incremental[written.table.name]
-            result = run.lake.commit_incremental(
-                written, run_id=run.run_id, primary_key=spec.primary_key
-            )
+            try:
+                result = run.lake.commit_incremental(
+                    written, run_id=run.run_id, primary_key=spec.primary_key
+                )
+            finally:
+                _release_merge_lock(run, written.table)
+        failpoint(f"after-commit:{written.table}")
         with run._files_lock:
             run.committed.update(written.files)
         run.tasks.committed(task, _to_output(result))

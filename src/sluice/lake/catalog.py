@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,16 +19,20 @@ from typing import TYPE_CHECKING, Any
 from sluice.core import Cursor, RawSchema, TableCommit, TableName, WrittenTable
 from sluice.errors import LakeError, NotFoundError, did_you_mean
 from sluice.lake.datafiles import data_file, iceberg_schema
+from sluice.lock import ProcessLock
+from sluice.observe.failpoints import failpoint
 
 if TYPE_CHECKING:
     from pyiceberg.catalog.sql import SqlCatalog
     from pyiceberg.table import Table
 
+log = logging.getLogger("sluice.lake")
 RUN_ID_PROPERTY = "sluice.run-id"
 CURSOR_PROPERTY_PREFIX = "sluice.cursor."
 CURSOR_RESET_PROPERTY = "sluice.cursor-reset"
 PRIMARY_KEY_PROPERTY = "sluice.primary-key"
 DRIFT_ACCEPTED_PROPERTY = "sluice.drift-accepted"
+COMMIT_ATTEMPTS = 5
 PY_IO_IMPL = "py-io-impl"
 FILE_IO = "sluice.lake.localio.LocalFileIO"  # see that module for why
 
@@ -120,6 +125,11 @@ class Lake:
     def table_dir(self, table: TableName) -> Path:
         """The folder of a table's data and metadata (pyiceberg's default layout)."""
         return self.warehouse.resolve() / f"{table.database}.db" / table.name
+
+    def merge_lock(self, table: TableName) -> ProcessLock:
+        """The lock a run holds on an incremental table from reading its cursor until it has
+        committed the merged rows, so that two runs never merge from the same cursor."""
+        return ProcessLock(self.table_dir(table) / "merge.lock", what=f"merge into {table}")
 
     def data_dir(self, table: TableName) -> Path:
         """The folder Parquet data files of a table are written to."""
@@ -244,7 +254,42 @@ class Lake:
         extra: dict[str, str] | None = None,
         base: int | None = None,
     ) -> TableCommit:
-        from pyiceberg.exceptions import NoSuchTableError
+        from pyiceberg.exceptions import (
+            CommitFailedException,
+            TableAlreadyExistsError,
+            ValidationException,
+        )
+
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                return self._commit_once(written, run_id=run_id, extra=extra, base=base)
+            except (CommitFailedException, TableAlreadyExistsError, ValidationException) as exc:
+                # Another run committed (or created) the table meanwhile. A full load replaces every
+                # row, so it is committed again over the new snapshot; an incremental merge
+                # was made from the old one and is refused by _commit_once on the next try.
+                if attempt == COMMIT_ATTEMPTS:
+                    raise LakeError(
+                        f"Commit of {written.table} failed {attempt} times, as other runs "
+                        f"committed it meanwhile: {exc}",
+                        hint="The table still reads its previous snapshot; rerun the job.",
+                    ) from exc
+                log.info("commit of %s raced another run; committing again", written.table)
+        raise AssertionError("unreachable")
+
+    def _commit_once(
+        self,
+        written: WrittenTable,
+        *,
+        run_id: str,
+        extra: dict[str, str] | None,
+        base: int | None,
+    ) -> TableCommit:
+        from pyiceberg.exceptions import (
+            CommitFailedException,
+            NoSuchTableError,
+            TableAlreadyExistsError,
+            ValidationException,
+        )
         from pyiceberg.table import TableProperties
         from pyiceberg.table.update.snapshot import ExpireSnapshots
 
@@ -303,7 +348,8 @@ class Lake:
                 if expired:
                     with ExpireSnapshots(transaction=tx) as expire:
                         expire.by_ids(expired)
-        except LakeError:
+                failpoint(f"in-commit:{written.table}")
+        except (LakeError, CommitFailedException, TableAlreadyExistsError, ValidationException):
             raise
         except Exception as exc:
             raise LakeError(

@@ -2,8 +2,18 @@
 
 Set ``SLUICE_FAILPOINTS`` to a comma-separated list of point names (for example
 ``transform:dim_customers,publish``); when a run reaches one, the process sends itself
-SIGKILL, exactly as if the machine had lost power at that point. Unset, a failpoint costs
-one dictionary lookup.
+SIGKILL, exactly as if the machine had lost power at that point. Set
+``SLUICE_FAILPOINTS_LOG`` to a file path to have every point reached appended to it, one
+name a line: the list a test picks kill points from. Unset, a failpoint costs two
+dictionary lookups.
+
+A job run passes, for each task: ``extract:<table>``, ``transform:<model>`` or
+``check:<n>`` once the task's work is done; for each table it writes, in the committing
+thread: ``before-commit:<db.table>`` (data files written, nothing committed),
+``in-commit:<db.table>`` (Iceberg manifests written, table metadata not yet swapped),
+``after-commit:<db.table>`` (the Iceberg commit, cursor included, is done; the run's task
+record does not know it yet) and ``commit:<db.table>`` (the task record has the commit);
+then ``publish`` (before the publication record) and ``published`` (after it).
 """
 
 from __future__ import annotations
@@ -15,10 +25,16 @@ import threading
 from sluice.errors import SourceUnavailableError
 
 ENV_VAR = "SLUICE_FAILPOINTS"
+LOG_VAR = "SLUICE_FAILPOINTS_LOG"
 
 
 def failpoint(name: str) -> None:
-    """Kill the process if ``name`` is listed in ``SLUICE_FAILPOINTS``."""
+    """Kill the process if ``name`` is listed in ``SLUICE_FAILPOINTS``; append ``name`` to
+    the file ``SLUICE_FAILPOINTS_LOG`` names, if set."""
+    log_path = os.environ.get(LOG_VAR)
+    if log_path:
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"{name}\n")
     points = os.environ.get(ENV_VAR)
     if points and name in points.split(","):
         os.kill(os.getpid(), signal.SIGKILL)
