@@ -113,7 +113,8 @@ def extract_incremental(
         where=where,
         kept=kept,
     )
-    rows, files = read.rows, (str(path),)
+    rows = read.rows
+    files: tuple[str, ...] = (str(path),)
     kept_files: tuple[str, ...] = ()
     if not full:
         new = f"SELECT * FROM read_parquet({quote_literal(str(batch))})"
