@@ -287,6 +287,7 @@ def measure_incremental(
     order lines load incrementally; its first ETL run (full), 1% new order lines, its second
     run (incremental: new lines appended, fact_orders merged)."""
     result = Incremental(INCREMENTAL_SCALE, 0)
+    workdir.mkdir(parents=True, exist_ok=True)
     for i in range(repeats):
         copy = workdir / "source.db"
         shutil.copy(source_db, copy)

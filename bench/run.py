@@ -101,7 +101,7 @@ def settings_from_env() -> Settings:
             for s in os.environ.get("BENCH_INGEST_SOURCES", ",".join(ingest_bench.SOURCES)).split(
                 ","
             )
-            if s.strip()
+            if s.strip() in ingest_bench.SOURCES
         ),
     )
 

@@ -246,6 +246,8 @@ def affected_keys(
         delta = _delta(con, old, new, name=f"_sluice_delta_{number}")
         if delta is None:
             return f"the columns of {join.table} changed"
+        if not _has_rows(con, delta):
+            continue  # rebuilt with the same rows: nothing to follow
         parts.extend(
             _follow(
                 join,
@@ -283,6 +285,10 @@ def _delta(
     sql = sql or f"SELECT {listed} FROM read_parquet({parquet_list(new)}) WHERE false"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
     return name
+
+
+def _has_rows(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return con.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None
 
 
 def _data_columns(con: duckdb.DuckDBPyConnection, files: tuple[str, ...]) -> list[str]:
