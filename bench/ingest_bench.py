@@ -86,6 +86,7 @@ class Extraction:
 class Incremental:
     """ETL job runs on a fresh project (full) and after 1% new order lines (incremental)."""
 
+    source: str
     scale: int
     new_lines: int
     full: list[Measured] = field(default_factory=list)
@@ -253,58 +254,109 @@ def measure_extraction(
     return result
 
 
-def add_order_lines(db: Path, share: float) -> int:
+def _connect(kind: str, target: str) -> tuple[Any, str, str]:
+    """A DB-API connection to the source, its parameter marker and identifier quote."""
+    if kind == "sqlite":
+        return sqlite3.connect(target), "?", '"'
+    parts = urlsplit(target)
+    if kind == "mysql":
+        import pymysql
+
+        con = pymysql.connect(
+            host=parts.hostname, port=parts.port or 3306, user=parts.username,
+            password=parts.password or "", database=parts.path.lstrip("/"),
+        )  # fmt: skip
+        return con, "%s", "`"
+    import psycopg
+
+    return psycopg.connect(target), "%s", '"'
+
+
+def add_order_lines(kind: str, target: str, share: float) -> tuple[int, int]:
     """Copy the first orders (with their lines) as new orders until ``share`` of the order
-    lines are new; return how many lines were added."""
-    with sqlite3.connect(db) as con:
-        (lines,) = con.execute("SELECT count(*) FROM orderdetails").fetchone()
-        (offset,) = con.execute("SELECT max(orderNumber) FROM orders").fetchone()
-        wanted = int(lines * share)
-        (last,) = con.execute(
-            "SELECT max(orderNumber) FROM (SELECT orderNumber, sum(count(*)) OVER "
-            "(ORDER BY orderNumber) AS running FROM orderdetails GROUP BY orderNumber) "
-            "WHERE running <= ?",
-            (wanted,),
-        ).fetchone()
-        con.execute(
-            "INSERT INTO orders SELECT orderNumber + ?, orderDate, requiredDate, NULL, "
-            "'In Process', comments, customerNumber FROM orders WHERE orderNumber <= ?",
+    lines are new; return how many lines were added and the order number they start after."""
+    con, mark, q = _connect(kind, target)
+    try:
+        cur = con.cursor()
+        number, status = f"{q}orderNumber{q}", f"{q}status{q}"
+        cur.execute(
+            f"SELECT (SELECT count(*) FROM orderdetails), (SELECT max({number}) FROM orders)"
+        )
+        lines, offset = cur.fetchone()
+        cur.execute(
+            f"SELECT max({number}) FROM (SELECT {number}, sum(count(*)) OVER "
+            f"(ORDER BY {number}) AS running FROM orderdetails GROUP BY {number}) AS r "
+            f"WHERE running <= {mark}",
+            (int(lines * share),),
+        )
+        (last,) = cur.fetchone()
+        columns = ", ".join(
+            f"{q}{c}{q}" for c in ("orderDate", "requiredDate", "comments", "customerNumber")
+        )
+        cur.execute(
+            f"INSERT INTO orders ({number}, {columns}, {status}) SELECT {number} + {mark}, "
+            f"{columns}, 'In Process' FROM orders WHERE {number} <= {mark}",
             (offset, last),
         )
-        added = con.execute(
-            "INSERT INTO orderdetails SELECT orderNumber + ?, productCode, quantityOrdered, "
-            "priceEach, orderLineNumber FROM orderdetails WHERE orderNumber <= ?",
+        columns = ", ".join(
+            f"{q}{c}{q}" for c in ("productCode", "quantityOrdered", "priceEach", "orderLineNumber")
+        )
+        cur.execute(
+            f"INSERT INTO orderdetails ({number}, {columns}) SELECT {number} + {mark}, "
+            f"{columns} FROM orderdetails WHERE {number} <= {mark}",
             (offset, last),
-        ).rowcount
-    return int(added)
+        )
+        added = cur.rowcount
+        con.commit()
+    finally:
+        con.close()
+    return int(added), int(offset)
+
+
+def remove_order_lines(kind: str, target: str, after: int) -> None:
+    """Delete the orders and lines ``add_order_lines`` added (a server's bench database
+    stays at its scale, to be reused)."""
+    con, mark, q = _connect(kind, target)
+    try:
+        cur = con.cursor()
+        for table in ("orderdetails", "orders"):
+            cur.execute(f"DELETE FROM {table} WHERE {q}orderNumber{q} > {mark}", (after,))
+        con.commit()
+    finally:
+        con.close()
 
 
 def measure_incremental(
-    source_db: Path, *, repeats: int, sluice: Path, workdir: Path, measure: Measure,
+    kind: str, source: str, *, repeats: int, sluice: Path, workdir: Path, measure: Measure,
     progress: Progress,
 ) -> Incremental:  # fmt: skip
-    """``repeats`` times: a fresh project on a copy of the SQLite source, whose orders and
-    order lines load incrementally; its first ETL run (full), 1% new order lines, its second
-    run (incremental: new lines appended, fact_orders merged)."""
-    result = Incremental(INCREMENTAL_SCALE, 0)
+    """``repeats`` times: a fresh project on the source (a copy of the SQLite file), whose
+    orders and order lines load incrementally; its first ETL run (full), 1% new order lines,
+    its second run (incremental: new lines appended, fact_orders merged)."""
+    result = Incremental(kind, INCREMENTAL_SCALE, 0)
     workdir.mkdir(parents=True, exist_ok=True)
     for i in range(repeats):
-        copy = workdir / "source.db"
-        shutil.copy(source_db, copy)
-        project = workdir / "project"
-        logs = workdir / "logs"
+        target, url = source, source
+        if kind == "sqlite":
+            copy = workdir / "source.db"
+            shutil.copy(source, copy)
+            target, url = str(copy), f"sqlite:///{copy.resolve()}"
+        project, logs = workdir / "project", workdir / "logs"
         failed = init_project(
-            sluice, project, f"sqlite:///{copy.resolve()}", measure, logs,
-            models=True, incremental=INCREMENTAL,
-        )  # fmt: skip
+            sluice, project, url, measure, logs, models=True, incremental=INCREMENTAL
+        )
         if failed:
             result.unavailable = failed
             return result
         full = measure(job_command(sluice, project), logs / f"full-{i}")
-        result.new_lines = add_order_lines(copy, NEW_LINES)
-        incremental = measure(job_command(sluice, project), logs / f"incremental-{i}")
+        result.new_lines, offset = add_order_lines(kind, target, NEW_LINES)
+        try:
+            incremental = measure(job_command(sluice, project), logs / f"incremental-{i}")
+        finally:
+            if kind != "sqlite":
+                remove_order_lines(kind, target, offset)
         progress(
-            f"ingest incremental scale {INCREMENTAL_SCALE}: full {full.wall_s:.2f} s, "
+            f"ingest incremental {kind} scale {INCREMENTAL_SCALE}: full {full.wall_s:.2f} s, "
             f"+{result.new_lines:,} lines {incremental.wall_s:.2f} s"
         )
         if not (full.ok and incremental.ok):

@@ -746,7 +746,7 @@ def http_json(section: HttpSection) -> dict[str, Any]:
 @dataclass
 class IngestSection:
     extractions: list[ingest_bench.Extraction]
-    incremental: ingest_bench.Incremental | None
+    incremental: list[ingest_bench.Incremental]
 
 
 def bench_ingest(settings: Settings, generator: Callable[..., dict[str, int]]) -> IngestSection:
@@ -793,14 +793,26 @@ def bench_ingest(settings: Settings, generator: Callable[..., dict[str, int]]) -
                     workdir=workdir, measure=measure, progress=progress,
                 )
             )  # fmt: skip
-    incremental = None
+    incremental = []
     if ingest_bench.INCREMENTAL_SCALE in settings.ingest_scales:
-        source = ensure_source(ingest_bench.INCREMENTAL_SCALE, settings, generator)
-        incremental = ingest_bench.measure_incremental(
-            source.path, repeats=settings.repeats(ingest_bench.INCREMENTAL_SCALE),
-            sluice=SLUICE, workdir=WORK / "ingest" / "incremental", measure=measure,
-            progress=progress,
-        )  # fmt: skip
+        scale = ingest_bench.INCREMENTAL_SCALE
+        done = {(e.source, e.scale): e for e in extractions}
+        for kind in settings.ingest_sources:
+            measured = done.get((kind, scale))
+            if measured is None or measured.unavailable:
+                continue
+            source = (
+                str(ensure_source(scale, settings, generator).path)
+                if kind == "sqlite"
+                else ingest_bench.server_url(kind, scale) or ""
+            )
+            incremental.append(
+                ingest_bench.measure_incremental(
+                    kind, source, repeats=settings.repeats(scale), sluice=SLUICE,
+                    workdir=WORK / "ingest" / f"incremental-{kind}", measure=measure,
+                    progress=progress,
+                )
+            )  # fmt: skip
     return IngestSection(extractions, incremental)
 
 
@@ -817,12 +829,11 @@ def ingest_targets(section: IngestSection) -> list[Target]:
             targets.append(
                 target(f"sluice peak RSS, {label}", rss, unit=" MiB", op="<", limit=1024)
             )
-    inc = section.incremental
-    if inc is not None:
+    for inc in section.incremental:
         targets.append(
             target(
-                f"incremental ÷ full run, scale {inc.scale}", inc.ratio, unit="x", op="<=",
-                limit=0.1,
+                f"incremental ÷ full run, {inc.source} scale {inc.scale}", inc.ratio, unit="x",
+                op="<=", limit=0.1,
             )
         )  # fmt: skip
     return [replace(t, missed="MISS") for t in targets]
@@ -852,19 +863,20 @@ def print_ingest(section: IngestSection) -> None:
             fmt(e.sluice.peak_rss_mib, ".0f"), fmt(e.peer.peak_rss_mib, ".0f"), f"{noise:.2f}",
         )  # fmt: skip
     out.print(table)
-    inc = section.incremental
-    if inc is not None:
+    for inc in section.incremental:
         if inc.unavailable:
-            out.print(f"[yellow]incremental run unavailable: {escape(inc.unavailable)}")
-        else:
-            full = statistics.median(r.wall_s for r in inc.full)
-            step = statistics.median(r.wall_s for r in inc.incremental)
             out.print(
-                f"ETL job at scale {inc.scale} (orders and order lines incremental, "
-                f"fact_orders incremental): full run {full:.2f} s; after "
-                f"{inc.new_lines:,} new order lines ({ingest_bench.NEW_LINES:.0%}) "
-                f"{step:.2f} s (medians of {len(inc.full)})"
+                f"[yellow]{inc.source}: incremental run unavailable: {escape(inc.unavailable)}"
             )
+            continue
+        full = statistics.median(r.wall_s for r in inc.full)
+        step = statistics.median(r.wall_s for r in inc.incremental)
+        out.print(
+            f"{inc.source}: ETL job at scale {inc.scale} (orders and order lines incremental, "
+            f"fact_orders incremental): full run {full:.2f} s; after "
+            f"{inc.new_lines:,} new order lines ({ingest_bench.NEW_LINES:.0%}) "
+            f"{step:.2f} s (medians of {len(inc.full)})"
+        )
     out.print(targets_table("ingestion targets", ingest_targets(section)))
 
 
@@ -874,7 +886,6 @@ def ingest_json(section: IngestSection) -> dict[str, Any]:
                 "peak_rss_mib": c.peak_rss_mib, "other_cores": c.other_cores,
                 "runs_s": [r.wall_s for r in c.runs]}  # fmt: skip
 
-    inc = section.incremental
     return {
         "extractions": [
             {"source": e.source, "scale": e.scale, "rows": e.rows, "unavailable": e.unavailable,
@@ -883,11 +894,12 @@ def ingest_json(section: IngestSection) -> dict[str, Any]:
              "connectorx_rows_per_s": e.rows_per_s(e.peer)}
             for e in section.extractions
         ],
-        "incremental": None if inc is None else {
-            "scale": inc.scale, "new_lines": inc.new_lines, "unavailable": inc.unavailable,
-            "full_s": [r.wall_s for r in inc.full],
-            "incremental_s": [r.wall_s for r in inc.incremental], "ratio": inc.ratio,
-        },
+        "incremental": [
+            {"source": inc.source, "scale": inc.scale, "new_lines": inc.new_lines,
+             "unavailable": inc.unavailable, "full_s": [r.wall_s for r in inc.full],
+             "incremental_s": [r.wall_s for r in inc.incremental], "ratio": inc.ratio}
+            for inc in section.incremental
+        ],
         "targets": [target_json(t) for t in ingest_targets(section)],
     }  # fmt: skip
 
