@@ -11,15 +11,16 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import statistics
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
+
+from measures import Measured, median_s, other_cores, peak_rss_mib
 
 SOURCES = ("sqlite", "mysql", "postgresql")
 SERVER_ENV = {"mysql": "SLUICE_TEST_MYSQL_URL", "postgresql": "SLUICE_TEST_POSTGRES_URL"}
@@ -29,17 +30,6 @@ INCREMENTAL = {
     "orders": {"cursor": "orderNumber", "primary_key": ["orderNumber"]},
     "orderdetails": {"cursor": "orderNumber", "primary_key": ["orderNumber", "productCode"]},
 }
-
-
-class Measured(Protocol):
-    """One measured child process (``bench/run.py``'s ``Run``)."""
-
-    wall_s: float
-    max_rss_kib: int
-    other_cores: float
-
-    @property
-    def ok(self) -> bool: ...
 
 
 Measure = Callable[[Sequence[str | Path], Path], Measured]
@@ -55,15 +45,15 @@ class Contender:
 
     @property
     def median_s(self) -> float | None:
-        return statistics.median(r.wall_s for r in self.runs) if self.runs else None
+        return median_s(self.runs)
 
     @property
     def peak_rss_mib(self) -> float | None:
-        return max(r.max_rss_kib for r in self.runs) / 1024 if self.runs else None
+        return peak_rss_mib(self.runs)
 
     @property
     def other_cores(self) -> float | None:
-        return max(r.other_cores for r in self.runs) if self.runs else None
+        return other_cores(self.runs)
 
 
 @dataclass
@@ -95,10 +85,8 @@ class Incremental:
 
     @property
     def ratio(self) -> float | None:
-        if not self.full or not self.incremental:
-            return None
-        full = statistics.median(r.wall_s for r in self.full)
-        return statistics.median(r.wall_s for r in self.incremental) / full
+        full, incremental = median_s(self.full), median_s(self.incremental)
+        return incremental / full if full and incremental is not None else None
 
 
 # ---------------------------------------------------------------- sources
@@ -278,7 +266,7 @@ def add_order_lines(kind: str, target: str, share: float) -> tuple[int, int]:
     con, mark, q = _connect(kind, target)
     try:
         cur = con.cursor()
-        number, status = f"{q}orderNumber{q}", f"{q}status{q}"
+        number = f"{q}orderNumber{q}"
         cur.execute(
             f"SELECT (SELECT count(*) FROM orderdetails), (SELECT max({number}) FROM orders)"
         )
@@ -290,22 +278,18 @@ def add_order_lines(kind: str, target: str, share: float) -> tuple[int, int]:
             (int(lines * share),),
         )
         (last,) = cur.fetchone()
-        columns = ", ".join(
-            f"{q}{c}{q}" for c in ("orderDate", "requiredDate", "comments", "customerNumber")
-        )
-        cur.execute(
-            f"INSERT INTO orders ({number}, {columns}, {status}) SELECT {number} + {mark}, "
-            f"{columns}, 'In Process' FROM orders WHERE {number} <= {mark}",
-            (offset, last),
-        )
-        columns = ", ".join(
-            f"{q}{c}{q}" for c in ("productCode", "quantityOrdered", "priceEach", "orderLineNumber")
-        )
-        cur.execute(
-            f"INSERT INTO orderdetails ({number}, {columns}) SELECT {number} + {mark}, "
-            f"{columns} FROM orderdetails WHERE {number} <= {mark}",
-            (offset, last),
-        )
+        copied = {
+            "orders": ("orderDate", "requiredDate", "comments", "customerNumber", "status"),
+            "orderdetails": ("productCode", "quantityOrdered", "priceEach", "orderLineNumber"),
+        }
+        for table, names in copied.items():
+            columns = ", ".join(f"{q}{c}{q}" for c in names)
+            values = columns.replace(f"{q}status{q}", "'In Process'")
+            cur.execute(
+                f"INSERT INTO {table} ({number}, {columns}) SELECT {number} + {mark}, "
+                f"{values} FROM {table} WHERE {number} <= {mark}",
+                (offset, last),
+            )
         added = cur.rowcount
         con.commit()
     finally:

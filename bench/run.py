@@ -35,6 +35,7 @@ from rich.table import Table
 
 import http_bench
 import ingest_bench
+import measures
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -331,16 +332,16 @@ class Outcome:
 
     @property
     def median_s(self) -> float | None:
-        return statistics.median(self.walls) if self.runs else None
+        return measures.median_s(self.runs)
 
     @property
     def peak_rss_mib(self) -> float | None:
-        return max(r.max_rss_kib for r in self.runs) / 1024 if self.runs else None
+        return measures.peak_rss_mib(self.runs)
 
     @property
     def other_cores(self) -> float | None:
         """The most CPU other processes used during one of the timed runs, in cores."""
-        return max(r.other_cores for r in self.runs) if self.runs else None
+        return measures.other_cores(self.runs)
 
 
 @dataclass(frozen=True)
