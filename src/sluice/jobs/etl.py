@@ -673,25 +673,8 @@ def _build_model(run: EtlRun, cursor: duckdb.DuckDBPyConnection, model: Model) -
     path = _file_for(run, model.table)
     run.note_file(path)
     inputs = {table: run.exposed[table] for table in sorted(model.reads)}
-    written: WrittenTable | None = None
     try:
-        if model.incremental is not None:
-            previous, gold_files = run.model_states.get(model.table, ({}, ()))
-            built = build_increment(
-                cursor,
-                model.incremental,
-                model.sql,
-                previous=previous,
-                gold_files=gold_files,
-                inputs=inputs,
-                path=path,
-            )
-            if isinstance(built, str):
-                run.model_builds[model.name] = {"build": "full", "reason": built}
-            else:
-                merged, recomputed = built
-                run.model_builds[model.name] = {"build": "incremental", "keys": recomputed}
-                written = WrittenTable(model.table, merged.written, merged.rows, kept=merged.kept)
+        written = _merge_model(run, cursor, model, inputs, path)
         if written is None:
             rows = write_parquet(cursor, lake_select(cursor, model.sql), path)
             written = WrittenTable(model.table, (str(path),), rows)
@@ -705,6 +688,35 @@ def _build_model(run: EtlRun, cursor: duckdb.DuckDBPyConnection, model: Model) -
         summary = state_summary(model.sql, inputs, build=build)
     _expose(cursor, model.table, written.all_files, exposed=run.exposed)
     return replace(written, footers=_footers(cursor, written), summary=summary)
+
+
+def _merge_model(
+    run: EtlRun,
+    cursor: duckdb.DuckDBPyConnection,
+    model: Model,
+    inputs: dict[TableName, tuple[str, ...]],
+    path: Path,
+) -> WrittenTable | None:
+    """An incremental model's table merged from its changed rows; None when the model must
+    be built fully (recorded with the reason in ``run.model_builds``)."""
+    if model.incremental is None:
+        return None
+    previous, gold_files = run.model_states.get(model.table, ({}, ()))
+    built = build_increment(
+        cursor,
+        model.incremental,
+        model.sql,
+        previous=previous,
+        gold_files=gold_files,
+        inputs=inputs,
+        path=path,
+    )
+    if isinstance(built, str):
+        run.model_builds[model.name] = {"build": "full", "reason": built}
+        return None
+    merged, recomputed = built
+    run.model_builds[model.name] = {"build": "incremental", "keys": recomputed}
+    return WrittenTable(model.table, merged.written, merged.rows, kept=merged.kept)
 
 
 def _footers(cursor: duckdb.DuckDBPyConnection, written: WrittenTable) -> tuple[ParquetFooter, ...]:
