@@ -26,8 +26,10 @@ from sluice.errors import TransformError
 from sluice.jobs.store import JobRun
 from sluice.lake.merge import merge_files
 from sluice.project import Project
+from sluice.sources.classicmodels import write_classicmodels
 from sluice.sources.simulate import Activity, SimulationReport, simulate
 from sluice.transform.models import parse_model
+from tests.conftest import SEED
 
 FACT = TableName("gold", "fact_orders")
 LINES = TableName("raw", "orderdetails")
@@ -46,6 +48,11 @@ def source_path(project: Project) -> Path:
 @pytest.fixture
 def incremental(project: Project) -> Project:
     """A scale-1 project whose order lines load incrementally (appended, never updated)."""
+    return with_incremental_lines(project)
+
+
+def with_incremental_lines(project: Project) -> Project:
+    """The project, its order lines loaded incrementally on orderNumber."""
     path = project.root / "sluice.yml"
     config = yaml.safe_load(path.read_text())
     config["jobs"]["etl"]["incremental"] = {
@@ -195,6 +202,24 @@ def test_what_an_incremental_build_cannot_follow_rebuilds_fully(incremental: Pro
     assert run.report["incremental_models"]["fact_orders"] == {"build": "incremental", "keys": 0}
     assert project.lake.current_files(FACT) == files
     assert_equals_full_rebuild(project)
+
+
+@pytest.mark.servers
+def test_fact_orders_merged_from_a_server_equals_a_full_rebuild(
+    tmp_path: Path, target: tuple[str, str]
+) -> None:
+    _, url = target
+    write_classicmodels(url, scale=1, seed=SEED)
+    Project.init(tmp_path / "project", source_url=url)
+    project = with_incremental_lines(Project.open(tmp_path / "project"))
+    ok(project.run_job("etl"))
+    report = simulated(project, seed=3)
+    run = ok(project.run_job("etl"))
+    build = run.report["incremental_models"]["fact_orders"]
+    assert build["build"] == "incremental"
+    assert report.order_lines <= build["keys"] < report.order_lines + 1000
+    assert_equals_full_rebuild(project)
+    assert len(project.lake.current_files(LINES)) == 2
 
 
 @pytest.mark.parametrize(
