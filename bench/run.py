@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from rich.markup import escape
 from rich.table import Table
 
 import http_bench
+import ingest_bench
+import measures
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -67,6 +69,10 @@ class Settings:
     timeout_s: float
     generator: str
     http: bool = True  # the HTTP section at HTTP_SCALE (BENCH_HTTP=0: off)
+    ingest: bool = True  # the ingestion section (BENCH_INGEST=0: off)
+    only_ingest: bool = False  # BENCH_ONLY=ingest: the ingestion section alone
+    ingest_scales: tuple[int, ...] = (100, 1000)
+    ingest_sources: tuple[str, ...] = ingest_bench.SOURCES
 
     def repeats(self, scale: int) -> int:
         if self.repeat is not None:
@@ -86,6 +92,18 @@ def settings_from_env() -> Settings:
         timeout_s=float(os.environ.get("BENCH_TIMEOUT", "3600")),
         generator=os.environ.get("BENCH_GENERATOR", DEFAULT_GENERATOR),
         http=os.environ.get("BENCH_HTTP", "1") != "0",
+        ingest=os.environ.get("BENCH_INGEST", "1") != "0",
+        only_ingest=os.environ.get("BENCH_ONLY") == "ingest",
+        ingest_scales=tuple(
+            int(s) for s in os.environ.get("BENCH_INGEST_SCALES", "100,1000").split(",") if s
+        ),
+        ingest_sources=tuple(
+            s.strip()
+            for s in os.environ.get("BENCH_INGEST_SOURCES", ",".join(ingest_bench.SOURCES)).split(
+                ","
+            )
+            if s.strip() in ingest_bench.SOURCES
+        ),
     )
 
 
@@ -314,16 +332,16 @@ class Outcome:
 
     @property
     def median_s(self) -> float | None:
-        return statistics.median(self.walls) if self.runs else None
+        return measures.median_s(self.runs)
 
     @property
     def peak_rss_mib(self) -> float | None:
-        return max(r.max_rss_kib for r in self.runs) / 1024 if self.runs else None
+        return measures.peak_rss_mib(self.runs)
 
     @property
     def other_cores(self) -> float | None:
         """The most CPU other processes used during one of the timed runs, in cores."""
-        return max(r.other_cores for r in self.runs) if self.runs else None
+        return measures.other_cores(self.runs)
 
 
 @dataclass(frozen=True)
@@ -474,6 +492,7 @@ class Target:
     goal: str  # e.g. "<= 1.5"
     judged: bool  # False: shown for information at this scale
     passed: bool | None = None
+    missed: str = "FAIL"  # the word for a target not reached (the ingestion section: MISS)
 
     @property
     def status(self) -> str:
@@ -481,7 +500,7 @@ class Target:
             return "info"
         if self.value is None or self.passed is None:
             return "n/a"
-        return "PASS" if self.passed else "FAIL"
+        return "PASS" if self.passed else self.missed
 
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -553,7 +572,13 @@ def help_target(timing: HelpTiming) -> Target:
 # ---------------------------------------------------------------- report
 
 
-STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "n/a": "yellow", "info": "dim"}
+STATUS_STYLE = {
+    "PASS": "bold green",
+    "FAIL": "bold red",
+    "MISS": "bold red",
+    "n/a": "yellow",
+    "info": "dim",
+}
 
 
 def fmt(value: float | None, spec: str = ".2f") -> str:
@@ -730,6 +755,170 @@ def http_json(section: HttpSection) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- the ingestion section
+
+
+@dataclass
+class IngestSection:
+    extractions: list[ingest_bench.Extraction]
+    incremental: list[ingest_bench.Incremental]
+
+
+def bench_ingest(settings: Settings, generator: Callable[..., dict[str, int]]) -> IngestSection:
+    """Full extraction per source and scale beside connectorx; the incremental run."""
+
+    def measure(argv: Sequence[str | Path], stem: Path) -> Run:
+        return run_measured(argv, stem, settings.timeout_s)
+
+    extractions = []
+    for scale in settings.ingest_scales:
+        source = ensure_source(scale, settings, generator)
+        rows = sum(source.counts.values())
+        for kind in settings.ingest_sources:
+            workdir = WORK / "ingest" / f"{kind}-{scale}"
+            if kind == "sqlite":
+                url, peer_url = (
+                    f"sqlite:///{source.path.resolve()}",
+                    f"sqlite://{source.path.resolve()}",
+                )
+            else:
+                found = ingest_bench.server_url(kind, scale)
+                failure = (
+                    f"{ingest_bench.SERVER_ENV[kind]} is not set"
+                    if found is None
+                    else ingest_bench.ensure_server_source(
+                        kind, found, scale=scale, seed=settings.seed, counts=source.counts,
+                        sluice=SLUICE, progress=progress,
+                    )
+                )  # fmt: skip
+                if found is None or failure is not None:
+                    extractions.append(
+                        ingest_bench.Extraction(
+                            kind, scale, rows, ingest_bench.Contender(),
+                            ingest_bench.Contender(), unavailable=failure,
+                        )
+                    )  # fmt: skip
+                    progress(f"ingest {kind} scale {scale}: unavailable: {failure}")
+                    continue
+                url = peer_url = found
+            extractions.append(
+                ingest_bench.measure_extraction(
+                    kind, scale, url, peer_url, rows, repeats=settings.repeats(scale),
+                    sluice=SLUICE, python=PYTHON, peer_script=PEERS / "connectorx_extract.py",
+                    workdir=workdir, measure=measure, progress=progress,
+                )
+            )  # fmt: skip
+    incremental = []
+    if ingest_bench.INCREMENTAL_SCALE in settings.ingest_scales:
+        scale = ingest_bench.INCREMENTAL_SCALE
+        done = {(e.source, e.scale): e for e in extractions}
+        for kind in settings.ingest_sources:
+            measured = done.get((kind, scale))
+            if measured is None or measured.unavailable:
+                continue
+            source = (
+                str(ensure_source(scale, settings, generator).path)
+                if kind == "sqlite"
+                else ingest_bench.server_url(kind, scale) or ""
+            )
+            incremental.append(
+                ingest_bench.measure_incremental(
+                    kind, source, repeats=settings.repeats(scale), sluice=SLUICE,
+                    workdir=WORK / "ingest" / f"incremental-{kind}", measure=measure,
+                    progress=progress,
+                )
+            )  # fmt: skip
+    return IngestSection(extractions, incremental)
+
+
+def ingest_targets(section: IngestSection) -> list[Target]:
+    targets = []
+    for e in section.extractions:
+        label = f"{e.source} scale {e.scale}"
+        value = ratio(e.rows_per_s(e.sluice), e.rows_per_s(e.peer))
+        targets.append(
+            target(f"sluice ÷ connectorx rows/s, {label}", value, unit="x", op=">=", limit=0.8)
+        )
+        if e.scale == ingest_bench.INCREMENTAL_SCALE:
+            rss = e.sluice.peak_rss_mib
+            targets.append(
+                target(f"sluice peak RSS, {label}", rss, unit=" MiB", op="<", limit=1024)
+            )
+    for inc in section.incremental:
+        targets.append(
+            target(
+                f"incremental ÷ full run, {inc.source} scale {inc.scale}", inc.ratio, unit="x",
+                op="<=", limit=0.1,
+            )
+        )  # fmt: skip
+    return [replace(t, missed="MISS") for t in targets]
+
+
+def print_ingest(section: IngestSection) -> None:
+    out.print()
+    table = Table(
+        title="full extraction: every source table to snappy Parquet; median of the timed runs"
+    )
+    columns = ("source", "scale", "rows", "sluice s", "sluice rows/s", "connectorx s",
+               "peer rows/s", "÷ peer", "sluice RSS MiB", "peer RSS MiB", "noise")  # fmt: skip
+    for name in columns:
+        table.add_column(name, justify="left" if name == "source" else "right")
+    for e in section.extractions:
+        if e.unavailable or e.sluice.unavailable or e.peer.unavailable:
+            reason = e.unavailable or e.sluice.unavailable or e.peer.unavailable or ""
+            table.add_row(e.source, str(e.scale), f"{e.rows:,}", *(["—"] * 7),
+                          f"[yellow]{escape(reason)}")  # fmt: skip
+            continue
+        noise = max(e.sluice.other_cores or 0.0, e.peer.other_cores or 0.0)
+        table.add_row(
+            e.source, str(e.scale), f"{e.rows:,}", fmt(e.sluice.median_s, ".2f"),
+            fmt(e.rows_per_s(e.sluice), ",.0f"), fmt(e.peer.median_s, ".2f"),
+            fmt(e.rows_per_s(e.peer), ",.0f"),
+            fmt(ratio(e.rows_per_s(e.sluice), e.rows_per_s(e.peer))),
+            fmt(e.sluice.peak_rss_mib, ".0f"), fmt(e.peer.peak_rss_mib, ".0f"), f"{noise:.2f}",
+        )  # fmt: skip
+    out.print(table)
+    for inc in section.incremental:
+        if inc.unavailable:
+            out.print(
+                f"[yellow]{inc.source}: incremental run unavailable: {escape(inc.unavailable)}"
+            )
+            continue
+        full = statistics.median(r.wall_s for r in inc.full)
+        step = statistics.median(r.wall_s for r in inc.incremental)
+        out.print(
+            f"{inc.source}: ETL job at scale {inc.scale} (orders and order lines incremental, "
+            f"fact_orders incremental): full run {full:.2f} s; after "
+            f"{inc.new_lines:,} new order lines ({ingest_bench.NEW_LINES:.0%}) "
+            f"{step:.2f} s (medians of {len(inc.full)})"
+        )
+    out.print(targets_table("ingestion targets", ingest_targets(section)))
+
+
+def ingest_json(section: IngestSection) -> dict[str, Any]:
+    def contender(c: ingest_bench.Contender) -> dict[str, Any]:
+        return {"unavailable": c.unavailable, "median_s": c.median_s,
+                "peak_rss_mib": c.peak_rss_mib, "other_cores": c.other_cores,
+                "runs_s": [r.wall_s for r in c.runs]}  # fmt: skip
+
+    return {
+        "extractions": [
+            {"source": e.source, "scale": e.scale, "rows": e.rows, "unavailable": e.unavailable,
+             "sluice": contender(e.sluice), "connectorx": contender(e.peer),
+             "sluice_rows_per_s": e.rows_per_s(e.sluice),
+             "connectorx_rows_per_s": e.rows_per_s(e.peer)}
+            for e in section.extractions
+        ],
+        "incremental": [
+            {"source": inc.source, "scale": inc.scale, "new_lines": inc.new_lines,
+             "unavailable": inc.unavailable, "full_s": [r.wall_s for r in inc.full],
+             "incremental_s": [r.wall_s for r in inc.incremental], "ratio": inc.ratio}
+            for inc in section.incremental
+        ],
+        "targets": [target_json(t) for t in ingest_targets(section)],
+    }  # fmt: skip
+
+
 # ---------------------------------------------------------------- results.json
 
 
@@ -777,6 +966,7 @@ def results_json(
     help_timing: HelpTiming | None,
     scales: list[ScaleResult],
     http: HttpSection | None = None,
+    ingest: IngestSection | None = None,
 ) -> dict[str, Any]:
     help_part = None
     if help_timing is not None:
@@ -799,6 +989,7 @@ def results_json(
             for s in scales
         ],
         "http": None if http is None else {"scale": HTTP_SCALE, **http_json(http)},
+        "ingest": None if ingest is None else ingest_json(ingest),
     }  # fmt: skip
 
 
@@ -828,6 +1019,13 @@ def main() -> int:
     except (ImportError, AttributeError, ValueError) as exc:
         err.print(f"[red]cannot load the source generator {settings.generator}: {exc}")
         return 2
+    if settings.only_ingest:
+        progress(f"ingestion section only; results -> {RESULTS}")
+        ingest = bench_ingest(settings, generator)
+        print_ingest(ingest)
+        write_results(results_json(settings, None, [], None, ingest))
+        out.print(f"[dim]results written to {RESULTS.relative_to(ROOT)}")
+        return 0
     progress(f"scales {list(settings.scales)}, seed {settings.seed}; results -> {RESULTS}")
     help_timing = time_help()
     done: list[ScaleResult] = []
@@ -839,6 +1037,11 @@ def main() -> int:
             http = bench_http(done[-1])
             print_http(http, scale)
         write_results(results_json(settings, help_timing, done, http))
+    ingest: IngestSection | None = None
+    if settings.ingest:
+        ingest = bench_ingest(settings, generator)
+        print_ingest(ingest)
+        write_results(results_json(settings, help_timing, done, http, ingest))
     out.print()
     out.print(targets_table("startup", [help_target(help_timing)]))
     if help_timing.unavailable:

@@ -92,7 +92,9 @@ class WrittenTable:
     ``footers`` (one per file, when the writer read them back) let the lake commit without
     opening the files again. An incremental extraction sets ``cursor`` (committed with the
     data; its ``snapshot_id`` is the snapshot the files were merged from) and ``rows_read``
-    (the rows read from the source, fewer than ``rows``).
+    (the rows read from the source, fewer than ``rows``). A merge sets ``kept``: files of the
+    table's current snapshot that the new one keeps beside ``files`` (``rows`` counts both).
+    ``summary`` holds properties to record in the new snapshot's summary.
     """
 
     table: TableName
@@ -101,6 +103,13 @@ class WrittenTable:
     footers: tuple[ParquetFooter, ...] = ()
     cursor: Cursor | None = None
     rows_read: int | None = None
+    kept: tuple[str, ...] = ()
+    summary: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def all_files(self) -> tuple[str, ...]:
+        """Every data file of the table once committed: the kept ones and the new ones."""
+        return self.kept + self.files
 
 
 @dataclass(frozen=True)

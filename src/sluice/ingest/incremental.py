@@ -1,10 +1,12 @@
 """Incremental extraction: read only a table's rows past its cursor and merge them by key.
 
-The merged table is a copy-on-write of the current snapshot: the rows read replace the rows
-with the same primary key, new keys are appended, all other rows are kept as they were (with
-the run id and time they were first loaded). The lake commits the result together with the
-new cursor, so a run that dies before that commit changes nothing and one that dies after it
-has recorded exactly the rows it merged.
+The merged table is a copy-on-write of the current snapshot at the level of files: the rows
+read replace the rows with the same primary key, new keys are added, all other rows are kept
+as they were (with the run id and time they were first loaded). Only the files holding a
+replaced key are rewritten, so a batch of new rows is one appended file (see
+``sluice.lake.merge``). The lake commits the result together with the new cursor, so a run
+that dies before that commit changes nothing and one that dies after it has recorded exactly
+the rows it merged.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from sluice.config import IncrementalSpec
 from sluice.core import Cursor, TableName, WrittenTable
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import ConfigError, IngestError, did_you_mean
-from sluice.ingest.extract import extract_table, write_parquet
+from sluice.ingest.extract import extract_table
+from sluice.lake.merge import merge_files
 from sluice.sources.base import SourceColumn, SourceTable
 
 if TYPE_CHECKING:
@@ -72,20 +75,6 @@ def lower_bound(column: SourceColumn, value: str, lookback: float | str) -> str:
     return f"{bound} - {lookback:g}" if lookback else bound
 
 
-def merge_select(batch: Path, current: tuple[str, ...], primary_key: list[str]) -> str:
-    """The rows of the merged table: the batch, plus the current rows whose key it lacks."""
-    new = f"read_parquet({quote_literal(str(batch))})"
-    if not current:
-        return f"SELECT * FROM {new}"
-    files = ", ".join(quote_literal(f) for f in current)
-    keys = ", ".join(quote_ident(k) for k in primary_key)
-    return (
-        f"SELECT * FROM {new} UNION ALL BY NAME "
-        f"SELECT old.* FROM read_parquet([{files}], union_by_name = true) AS old "
-        f"ANTI JOIN {new} AS new USING ({keys})"
-    )
-
-
 def extract_incremental(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -102,9 +91,10 @@ def extract_incremental(
     extracted_at: datetime,
     kept: Sequence[tuple[str, str]] = (),
 ) -> WrittenTable:
-    """Read the rows past ``cursor`` (all rows when it has no value) and write the merged
-    table to ``path``; the result carries the new cursor and the rows read. ``kept`` columns
-    (dropped in the source) read NULL in the new rows."""
+    """Read the rows past ``cursor`` (all rows when it has no value) and merge them into the
+    table's ``current`` files, writing ``path``; the result carries the new cursor, the rows
+    read and the current files it keeps. ``kept`` columns (dropped in the source) read NULL
+    in the new rows."""
     import duckdb
 
     full = cursor.value is None
@@ -124,9 +114,20 @@ def extract_incremental(
         kept=kept,
     )
     rows = read.rows
+    files: tuple[str, ...] = (str(path),)
+    kept_files: tuple[str, ...] = ()
     if not full:
+        new = f"SELECT * FROM read_parquet({quote_literal(str(batch))})"
+        keys = ", ".join(quote_ident(k) for k in spec.primary_key)
         try:
-            rows = write_parquet(con, merge_select(batch, current, spec.primary_key), path)
+            merged = merge_files(
+                con,
+                current=current,
+                batch=new,
+                keys=f"SELECT DISTINCT {keys} FROM ({new})",
+                key_columns=spec.primary_key,
+                path=path,
+            )
         except duckdb.InterruptException:
             raise
         except duckdb.Error as exc:
@@ -135,13 +136,15 @@ def extract_incremental(
                 f"{str(exc).splitlines()[0]}",
                 hint=f"Reset the table with 'sluice job reset-cursor JOB {table.name}'.",
             ) from exc
+        rows, files, kept_files = merged.rows, merged.written, merged.kept
     value = _new_cursor(con, written_batch, column, cursor.value)
     return WrittenTable(
         target,
-        (str(path),),
+        files,
         rows,
         cursor=Cursor(spec.cursor, value, cursor.snapshot_id),
         rows_read=read.rows,
+        kept=kept_files,
     )
 
 

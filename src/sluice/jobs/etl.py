@@ -21,10 +21,19 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sluice import duck
 from sluice.config import CheckSpec, JobConfig
-from sluice.core import CheckResult, Cursor, TableCommit, TableName, TaskState, WrittenTable
+from sluice.core import (
+    CheckResult,
+    Cursor,
+    ParquetFooter,
+    TableCommit,
+    TableName,
+    TaskState,
+    WrittenTable,
+)
+from sluice.duck import write_parquet
 from sluice.errors import CheckFailedError, ConfigError, LockedError, did_you_mean
 from sluice.ingest.drift import DriftPlan, blocked, log_drift, plan_drift
-from sluice.ingest.extract import extract_table, write_parquet
+from sluice.ingest.extract import extract_table
 from sluice.ingest.incremental import cursor_column, extract_incremental
 from sluice.jobs.attempts import run_task
 from sluice.jobs.dag import TaskGraph, build_graph
@@ -40,6 +49,7 @@ from sluice.observe.failpoints import failpoint
 from sluice.observe.progress import Progress
 from sluice.quality.checks import Check, compile_check, run_check
 from sluice.sources.base import Source, SourceColumn, SourceTable
+from sluice.transform.incremental import build_increment, state_summary
 from sluice.transform.models import Model, load_models, model_failure
 
 if TYPE_CHECKING:
@@ -116,6 +126,11 @@ class EtlRun:
     cursor_moves: dict[str, dict[str, Any]] = field(default_factory=dict)
     merge_locks: dict[TableName, ProcessLock] = field(default_factory=dict)
     drift: DriftPlan = field(default_factory=lambda: DriftPlan("", "", {}))
+    model_states: dict[TableName, tuple[dict[str, str], tuple[str, ...]]] = field(
+        default_factory=dict
+    )
+    model_builds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exposed: dict[TableName, tuple[str, ...]] = field(default_factory=dict)
     _files_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note_file(self, path: Path) -> None:
@@ -135,6 +150,7 @@ class EtlResult:
     cursors: dict[str, dict[str, Any]] = field(default_factory=dict)
     drift: dict[str, Any] = field(default_factory=dict)
     reused: tuple[str, ...] = ()
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def report(self) -> dict[str, Any]:
         """A JSON-ready summary for the run record."""
@@ -153,6 +169,7 @@ class EtlResult:
                 for c in self.checks
             ],
             "incremental": self.cursors,
+            "incremental_models": self.models,
             "schema_drift": self.drift,
             "reused": list(self.reused),
         }
@@ -182,6 +199,7 @@ def _run(run: EtlRun) -> EtlResult:
             run.drift = _plan_drift(run, tables)
             run.cursors = _read_cursors(run, tables)
             tables, models, checks = _without_quarantined(run.drift, tables, models, checks)
+            run.model_states = {m.table: run.lake.summary(m.table) for m in models if m.incremental}
             graph = job_graph(run.job, tables, models, checks)
             selected, reused = _plan(run, graph)
         except BaseException:
@@ -196,7 +214,7 @@ def _run(run: EtlRun) -> EtlResult:
             con.execute(f"CREATE SCHEMA {database}")
         for commit in reused.values():
             if isinstance(commit, TableCommit):
-                _expose(con, commit.table, commit.files)
+                _expose(con, commit.table, commit.files, exposed=run.exposed)
         # Tables are committed to Iceberg as soon as they are written, in the background.
         # Readers only see them once the publication record is written, after every check.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluice-commit") as committer:
@@ -243,6 +261,7 @@ def _run(run: EtlRun) -> EtlResult:
             run.cursor_moves,
             drift=run.drift.report(),
             reused=tuple(str(c.table) for c in kept),
+            models=run.model_builds,
         )
     finally:
         run.checkpoint.unwatch(con)
@@ -649,8 +668,8 @@ def _extract_one(
             "to": written.cursor.value,
             "rows_read": written.rows_read,
         }
-    _expose(cursor, target, path)
-    return replace(written, footers=(read_footer(cursor, path),))
+    _expose(cursor, target, written.all_files, exposed=run.exposed)
+    return replace(written, footers=_footers(cursor, written))
 
 
 def _hold_merge_lock(run: EtlRun, table: TableName, start: IncrementalTable) -> IncrementalTable:
@@ -678,18 +697,61 @@ def _release_merge_lock(run: EtlRun, table: TableName) -> None:
 
 
 def _build_model(run: EtlRun, cursor: duckdb.DuckDBPyConnection, model: Model) -> WrittenTable:
+    """Build a model's table: merged from the rows whose inputs changed when the model is
+    incremental and its previous build allows, fully otherwise."""
     import duckdb
 
     path = _file_for(run, model.table)
     run.note_file(path)
+    inputs = {table: run.exposed[table] for table in sorted(model.reads)}
     try:
-        rows = write_parquet(cursor, lake_select(cursor, model.sql), path)
+        written = _merge_model(run, cursor, model, inputs, path)
+        if written is None:
+            rows = write_parquet(cursor, lake_select(cursor, model.sql), path)
+            written = WrittenTable(model.table, (str(path),), rows)
     except duckdb.InterruptException:
         raise
     except duckdb.Error as exc:
         raise model_failure(model, str(exc)) from exc
-    _expose(cursor, model.table, path)
-    return WrittenTable(model.table, (str(path),), rows, footers=(read_footer(cursor, path),))
+    summary: tuple[tuple[str, str], ...] = ()
+    if model.incremental is not None:
+        build = run.model_builds[model.name]["build"]
+        summary = state_summary(model.sql, inputs, build=build)
+    _expose(cursor, model.table, written.all_files, exposed=run.exposed)
+    return replace(written, footers=_footers(cursor, written), summary=summary)
+
+
+def _merge_model(
+    run: EtlRun,
+    cursor: duckdb.DuckDBPyConnection,
+    model: Model,
+    inputs: dict[TableName, tuple[str, ...]],
+    path: Path,
+) -> WrittenTable | None:
+    """An incremental model's table merged from its changed rows; None when the model must
+    be built fully (recorded with the reason in ``run.model_builds``)."""
+    if model.incremental is None:
+        return None
+    previous, gold_files = run.model_states.get(model.table, ({}, ()))
+    built = build_increment(
+        cursor,
+        model.incremental,
+        model.sql,
+        previous=previous,
+        gold_files=gold_files,
+        inputs=inputs,
+        path=path,
+    )
+    if isinstance(built, str):
+        run.model_builds[model.name] = {"build": "full", "reason": built}
+        return None
+    merged, recomputed = built
+    run.model_builds[model.name] = {"build": "incremental", "keys": recomputed}
+    return WrittenTable(model.table, merged.written, merged.rows, kept=merged.kept)
+
+
+def _footers(cursor: duckdb.DuckDBPyConnection, written: WrittenTable) -> tuple[ParquetFooter, ...]:
+    return tuple(read_footer(cursor, Path(f)) for f in written.files)
 
 
 def _commit_later(
@@ -718,14 +780,19 @@ def _commit_later(
 
 
 def _expose(
-    con: duckdb.DuckDBPyConnection, table: TableName, files: Path | tuple[str, ...]
+    con: duckdb.DuckDBPyConnection,
+    table: TableName,
+    files: tuple[str, ...],
+    *,
+    exposed: dict[TableName, tuple[str, ...]],
 ) -> None:
-    paths = [str(files)] if isinstance(files, Path) else list(files)
-    listed = ", ".join(duck.quote_literal(p) for p in paths)
+    """Make ``table`` a view over its data files; ``exposed`` records which."""
+    listed = ", ".join(duck.quote_literal(p) for p in files)
     con.execute(
         f"CREATE OR REPLACE VIEW {table.database}.{duck.quote_ident(table.name)} AS "
         f"SELECT * FROM read_parquet([{listed}])"
     )
+    exposed[table] = files
 
 
 def _remove_old_files(run: EtlRun, commits: list[TableCommit]) -> None:

@@ -33,6 +33,7 @@ CURSOR_RESET_PROPERTY = "sluice.cursor-reset"
 PRIMARY_KEY_PROPERTY = "sluice.primary-key"
 DRIFT_ACCEPTED_PROPERTY = "sluice.drift-accepted"
 COMMIT_ATTEMPTS = 5
+FILE_RUNS_PROPERTY = "sluice.file-runs"  # runs whose files a snapshot keeps beside its own
 PY_IO_IMPL = "py-io-impl"
 FILE_IO = "sluice.lake.localio.LocalFileIO"  # see that module for why
 
@@ -148,12 +149,32 @@ class Lake:
             self.catalog.create_namespace(database)
 
     def commit(self, written: WrittenTable, *, run_id: str) -> TableCommit:
-        """Replace the table's rows with ``written.files`` in one Iceberg commit.
+        """Replace the table's rows with ``written.all_files`` in one Iceberg commit, with
+        ``written.summary`` in the snapshot summary.
 
         New columns are added to the table's schema; a table that does not exist yet is
-        created.
+        created. A merge that keeps files is refused when the table no longer has them.
         """
-        return self._commit(written, run_id=run_id)
+        return self._commit(written, run_id=run_id, extra=dict(written.summary))
+
+    def summary(self, table: TableName) -> tuple[dict[str, str], tuple[str, ...]]:
+        """The summary properties of the table's current snapshot and its data files (both
+        empty when the table does not exist yet)."""
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+        try:
+            loaded = self.catalog.load_table((table.database, table.name))
+        except (NoSuchTableError, NoSuchNamespaceError):
+            return {}, ()
+        snapshot = loaded.current_snapshot()
+        if snapshot is None:
+            return {}, ()
+        properties = dict(snapshot.summary.additional_properties) if snapshot.summary else {}
+        files = tuple(
+            task.file.file_path
+            for task in loaded.scan(snapshot_id=snapshot.snapshot_id).plan_files()
+        )
+        return properties, files
 
     def commit_incremental(
         self, written: WrittenTable, *, run_id: str, primary_key: Sequence[str] = ()
@@ -295,6 +316,9 @@ class Lake:
 
         ident = (written.table.database, written.table.name)
         properties = {RUN_ID_PROPERTY: run_id, **(extra or {})}
+        if written.kept:
+            runs = sorted({Path(f).stem for f in written.kept} - {run_id})
+            properties[FILE_RUNS_PROPERTY] = ",".join(runs)
         try:
             schema = _schema(written)
             try:
@@ -304,11 +328,15 @@ class Lake:
                 table = self._create(written.table, schema)
                 old_files = []
             current = table.current_snapshot()
-            if written.cursor is not None and base != (current.snapshot_id if current else None):
+            live = {f.file_path for f in old_files}
+            if (
+                written.cursor is not None and base != (current.snapshot_id if current else None)
+            ) or not live.issuperset(written.kept):
                 raise LakeError(
                     f"{written.table} changed while this run merged new rows into it.",
                     hint="Nothing was committed; rerun the job.",
                 )
+            replaced = [f for f in old_files if f.file_path not in written.kept]
             rebuild = DRIFT_ACCEPTED_PROPERTY in table.properties
             with _transaction(table) as tx:
                 done = [DRIFT_ACCEPTED_PROPERTY] if rebuild else []
@@ -329,18 +357,20 @@ class Lake:
                             TableProperties.METADATA_DELETE_AFTER_COMMIT_ENABLED: "true",
                         }
                     )
-                if rebuild or _schema_changed(table, schema):
+                if schema is not None and (rebuild or _schema_changed(table, schema)):
                     with tx.update_schema(allow_incompatible_changes=rebuild) as update:
                         if rebuild:
                             _replace_columns(update, table, schema)
                         update.union_by_name(schema)
-                producer = (
-                    _replace_all(tx, properties)
-                    if old_files
-                    else tx.update_snapshot(snapshot_properties=properties).fast_append()
-                )
+                update = tx.update_snapshot(snapshot_properties=properties)
+                if not replaced:
+                    producer = update.fast_append()
+                elif written.kept:
+                    producer = update.overwrite()
+                else:
+                    producer = _replace_all(tx, properties)
                 with producer as snap:
-                    for old in old_files:
+                    for old in replaced:
                         snap.delete_data_file(old)
                     for entry in _data_files(table.io, tx.table_metadata, written):
                         snap.append_data_file(entry)
@@ -362,7 +392,7 @@ class Lake:
             table=written.table,
             snapshot_id=snapshot.snapshot_id,
             metadata_location=table.metadata_location,
-            files=written.files,
+            files=written.all_files,
             rows=written.rows,
             retained_runs=_run_ids(table.snapshots()),
         )
@@ -527,7 +557,7 @@ def _replace_all(tx: Any, properties: dict[str, str]) -> Any:
 def _schema(written: WrittenTable) -> Any:
     """The Iceberg schema of the written files (from the footer DuckDB read, else pyarrow)."""
     schema = iceberg_schema(written.footers[0]) if written.footers else None
-    if schema is not None:
+    if schema is not None or not written.files:
         return schema
     import pyarrow.parquet as pq
 
@@ -549,12 +579,13 @@ def _data_files(io: Any, metadata: Any, written: WrittenTable) -> list[Any]:
 
 
 def _run_ids(snapshots: list[Any]) -> frozenset[str]:
-    """The Sluice runs that produced these snapshots."""
-    return frozenset(
-        str(s.summary.get(RUN_ID_PROPERTY))
-        for s in snapshots
-        if s.summary and s.summary.get(RUN_ID_PROPERTY)
-    )
+    """The Sluice runs that wrote the data files of these snapshots."""
+    runs: set[str] = set()
+    for s in snapshots:
+        if s.summary and s.summary.get(RUN_ID_PROPERTY):
+            runs.add(str(s.summary.get(RUN_ID_PROPERTY)))
+            runs.update(r for r in (s.summary.get(FILE_RUNS_PROPERTY) or "").split(",") if r)
+    return frozenset(runs)
 
 
 def _beyond_history(snapshots: list[Any], keep: int) -> list[int]:

@@ -14,6 +14,7 @@ from sqlglot.errors import ParseError
 from sluice.core import TableName
 from sluice.errors import TransformError, did_you_mean
 from sluice.sql import DIALECT, table_references
+from sluice.transform.incremental import IncrementalSpec, incremental_spec
 
 _MISSING_COLUMN = re.compile(
     r'Binder Error: (?:Referenced column "(?P<a>[^"]+)" not found'
@@ -23,13 +24,15 @@ _MISSING_COLUMN = re.compile(
 
 @dataclass(frozen=True)
 class Model:
-    """A model file: its output table, its SQL and the tables it reads."""
+    """A model file: its output table, its SQL, the tables it reads and, for an incremental
+    model, how its rows are merged (see ``sluice.transform.incremental``)."""
 
     name: str
     path: Path
     sql: str
     table: TableName
     reads: frozenset[TableName]
+    incremental: IncrementalSpec | None = None
 
 
 def parse_model(path: Path, *, database: str) -> Model:
@@ -49,7 +52,8 @@ def parse_model(path: Path, *, database: str) -> Model:
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise TransformError(f"{where} must be exactly one SELECT statement.")
     reads = table_references(statements[0], default_database=database)
-    return Model(path.stem, path, sql, TableName(database, path.stem), reads)
+    spec = incremental_spec(sql, statements[0], where=where, database=database)
+    return Model(path.stem, path, sql, TableName(database, path.stem), reads, spec)
 
 
 def load_models(folder: Path, *, database: str, available: set[TableName]) -> list[Model]:

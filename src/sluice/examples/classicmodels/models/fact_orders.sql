@@ -1,6 +1,9 @@
+-- sluice: incremental unique_key=orderNumber,orderLineNumber
 -- One row per order line. Dimensions are joined with LEFT JOIN so that a missing
 -- dimension row shows up as a NULL key (caught by the checks) instead of silently
 -- dropping the line; the location comes through the customer, never via postalCode.
+-- Incremental: a run recomputes only the lines that are new or whose order, customer,
+-- product or sales rep changed, and merges them by the key above (see the README).
 SELECT
     od.orderNumber,
     od.orderLineNumber,
