@@ -388,7 +388,7 @@ def test_enable_cdc_refuses_a_table_without_a_primary_key(project: Project) -> N
     with pytest.raises(SourceError, match="Source table notes has no primary key"):
         project.enable_cdc(tables=["orders", "notes"])
     assert captured_tables(project.config.sources["classicmodels"].url, base_dir=project.root) == []
-    with pytest.raises(SourceError, match="Source table 'order' does not exist. Did you mean"):
+    with pytest.raises(SourceError, match=r"Source table 'order' does not exist\. Did you mean"):
         project.enable_cdc(tables=["order"])
     result = sluice_cli("source", "enable-cdc", "--project", project.root)
     assert result.returncode == 1

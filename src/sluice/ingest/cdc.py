@@ -24,7 +24,7 @@ from sluice.core import Cursor, TableName, WrittenTable
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import ConfigError, IngestError, did_you_mean
 from sluice.ingest.extract import extract_table, write_parquet
-from sluice.sources.base import SourceTable
+from sluice.sources.base import SourceColumn, SourceTable
 from sluice.sources.cdc import LogPosition
 
 if TYPE_CHECKING:
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 CDC_CURSOR = "_sluice_cdc"
 DELETED_AT_COLUMN = "_sluice_deleted_at"
+# Up to this many changed keys, their values are also given as a literal IN list on the first
+# key column, which DuckDB's MySQL and PostgreSQL scanners send to the server: it reads 50
+# rows of a 300,000-row table in 0.005-0.04 s instead of 0.6-2 s (bench/cdc_pushdown.py).
+PUSHDOWN_KEYS = 1000
 
 
 def check_cdc_spec(table: SourceTable, spec: CdcSpec, *, job: str) -> None:
@@ -140,6 +144,7 @@ def extract_changes(
     changes = work_dir / f"{table.name}.changes.parquet"
     batch = work_dir / f"{table.name}.batch.parquet"
     keys = ", ".join(quote_ident(k) for k in spec.primary_key)
+    first_key = next(c for c in table.columns if c.name == spec.primary_key[0])
     logged = f"read_parquet({quote_literal(str(changes))})"
     import duckdb
 
@@ -167,7 +172,8 @@ def extract_changes(
         )
     fresh = read(
         f"(SELECT s.* FROM {relation} AS s "
-        f"SEMI JOIN (SELECT DISTINCT {keys} FROM {logged}) AS k USING ({keys}))",
+        f"SEMI JOIN (SELECT DISTINCT {keys} FROM {logged}) AS k USING ({keys})"
+        f"{_pushdown(con, logged, first_key)})",
         batch,
     )
     sql = merge_changes_select(
@@ -188,6 +194,18 @@ def extract_changes(
             hint=f"Reset the table with 'sluice job reset-cursor JOB {table.name}'.",
         ) from exc
     return WrittenTable(target, (str(path),), rows, cursor=new_cursor, rows_read=fresh.rows + count)
+
+
+def _pushdown(con: duckdb.DuckDBPyConnection, logged: str, column: SourceColumn) -> str:
+    """A WHERE clause listing the changed values of a key column, when there are few."""
+    name = quote_ident(column.name)
+    values = con.execute(
+        f"SELECT DISTINCT CAST({name} AS VARCHAR) FROM {logged} LIMIT {PUSHDOWN_KEYS + 1}"
+    ).fetchall()
+    if not values or len(values) > PUSHDOWN_KEYS:
+        return ""
+    listed = ", ".join(f"CAST({quote_literal(str(v[0]))} AS {column.lake_type})" for v in values)
+    return f" WHERE s.{name} IN ({listed})"
 
 
 def _json_path(column: str) -> str:
