@@ -7,6 +7,8 @@ source row for row; deletes must reach the gold tables.
 
 from __future__ import annotations
 
+import re
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -460,3 +462,36 @@ def test_a_wrong_deletes_policy_is_refused_with_its_key(project: Project) -> Non
     assert result.returncode == 2
     assert "'jobs.etl.cdc.orders.deletes'" in result.stderr
     assert "'delete' or 'mark'" in result.stderr
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("dialect", ["mysql", "postgresql"])
+def test_a_user_without_write_privileges_is_told_what_cdc_needs(
+    request: pytest.FixtureRequest, tmp_path: Path, dialect: str
+) -> None:
+    url = request.getfixturevalue("mysql_url" if dialect == "mysql" else "postgres_url")
+    write_classicmodels(url, scale=1, seed=SEED)
+    reader = f"sluice_reader_{secrets.token_hex(4)}"
+    with server_execute(dialect, url) as execute:
+        if dialect == "mysql":
+            execute(f"CREATE USER '{reader}'@'%'")
+            execute(f"GRANT SELECT ON `{url.rsplit('/', 1)[1]}`.* TO '{reader}'@'%'")
+        else:
+            schema = url.rsplit("%3D", 1)[1]
+            execute(f"CREATE ROLE {reader} LOGIN")
+            execute(f"GRANT USAGE ON SCHEMA {schema} TO {reader}")
+            execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {reader}")
+        try:
+            Project.init(tmp_path / "project", source_url=re.sub("//[^@/]+@", f"//{reader}@", url))
+            project = configure_cdc(Project.open(tmp_path / "project"), CDC)
+            with pytest.raises(SourceError) as refused:
+                project.enable_cdc()
+            assert "may not create the change log and its triggers" in refused.value.message
+            assert "CDC needs write privileges" in str(refused.value)
+            assert captured_tables(url, base_dir=project.root) == []
+        finally:
+            if dialect == "mysql":
+                execute(f"DROP USER '{reader}'@'%'")
+            else:
+                execute(f"DROP OWNED BY {reader}")
+                execute(f"DROP ROLE {reader}")

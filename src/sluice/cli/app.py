@@ -488,7 +488,9 @@ def job_stop(
 @job_app.command("reset-cursor")
 def job_reset_cursor(
     job: Annotated[str, typer.Argument(help="Job name.")],
-    table: Annotated[str, typer.Argument(help="A table under the job's incremental: section.")],
+    table: Annotated[
+        str, typer.Argument(help="A table under the job's incremental: or cdc: section.")
+    ],
     project: ProjectOption = None,
 ) -> None:
     """Make the job's next run read all of an incremental table (Glue's reset-job-bookmark)."""

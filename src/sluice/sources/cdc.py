@@ -376,13 +376,13 @@ class _Postgres(_Dialect):
         return sorted(str(r[0]) for r in rows)
 
     def primary_key(self, table: str) -> tuple[str, ...]:
+        # pg_catalog, not information_schema: that hides the keys of tables a user only reads.
         rows = self.db.execute(
-            "SELECT k.column_name FROM information_schema.table_constraints c "
-            "JOIN information_schema.key_column_usage k ON k.constraint_schema = "
-            "c.constraint_schema AND k.constraint_name = c.constraint_name "
-            "AND k.table_name = c.table_name WHERE c.constraint_type = 'PRIMARY KEY' "
-            "AND c.table_schema = current_schema() AND c.table_name = ? "
-            "ORDER BY k.ordinal_position",
+            "SELECT a.attname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON "
+            "a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) WHERE k.contype = 'p' "
+            "AND n.nspname = current_schema() AND c.relname = ? "
+            "ORDER BY array_position(k.conkey, a.attnum)",
             (table,),
         )
         return tuple(str(r[0]) for r in rows)
