@@ -218,8 +218,35 @@ class _Dialect:
     def log_ddl(self) -> str:
         raise NotImplementedError
 
+    #: The JSON object function, the NULL-safe equality and what a FROM-less SELECT needs.
+    json_object = "json_object"
+    null_safe_equal = "IS"
+    no_table = ""
+
     def trigger_ddl(self, table: CdcTable) -> list[str]:
-        raise NotImplementedError
+        """One trigger per event (SQLite and MariaDB; PostgreSQL has its own)."""
+        name, key, q = table.name, table.primary_key, self.q
+        literal = "'" + name.replace("'", "''") + "'"
+        insert = f"INSERT INTO {CHANGE_LOG} (table_name, op, pk) SELECT {literal}, "
+        new, old = (self._key_object(row, key, self.json_object) for row in ("NEW", "OLD"))
+        changed = " OR ".join(f"NOT (OLD.{q(k)} {self.null_safe_equal} NEW.{q(k)})" for k in key)
+        bodies = {
+            "_ins": ("INSERT", f"{insert}'I', {new}{self.no_table};"),
+            "_upd": (
+                "UPDATE",
+                f"{insert}'U', {new}{self.no_table}; "
+                f"{insert}'D', {old}{self.no_table} WHERE {changed};",
+            ),
+            "_del": ("DELETE", f"{insert}'D', {old}{self.no_table};"),
+        }
+        statements = []
+        for suffix, (event, body) in bodies.items():
+            trigger = q(_trigger_name(name, suffix))
+            statements.append(f"DROP TRIGGER IF EXISTS {trigger}")
+            statements.append(
+                f"CREATE TRIGGER {trigger} AFTER {event} ON {q(name)} FOR EACH ROW BEGIN {body} END"
+            )
+        return statements
 
     def drop_ddl(self, trigger: str, table: str) -> list[str]:
         return [f"DROP TRIGGER IF EXISTS {self.q(trigger)}"]
@@ -249,9 +276,6 @@ class _Dialect:
         pairs = ", ".join(f"'{name}', {row}.{self.q(name)}" for name in key)
         return f"{function}({pairs})"
 
-    def _key_changed(self, key: Sequence[str], operator: str) -> str:
-        return " OR ".join(f"NOT (OLD.{self.q(k)} {operator} NEW.{self.q(k)})" for k in key)
-
 
 class _Sqlite(_Dialect):
     def tables(self) -> list[str]:
@@ -275,29 +299,6 @@ class _Sqlite(_Dialect):
             "NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')))"
         )
 
-    def trigger_ddl(self, table: CdcTable) -> list[str]:
-        name, key, q = table.name, table.primary_key, self.q
-        insert = f"INSERT INTO {CHANGE_LOG} (table_name, op, pk)"
-        new, old = (self._key_object(row, key, "json_object") for row in ("NEW", "OLD"))
-        literal = "'" + name.replace("'", "''") + "'"
-        bodies = {
-            "_ins": ("INSERT", f"{insert} VALUES ({literal}, 'I', {new});"),
-            "_upd": (
-                "UPDATE",
-                f"{insert} VALUES ({literal}, 'U', {new}); {insert} SELECT {literal}, 'D', "
-                f"{old} WHERE {self._key_changed(key, 'IS')};",
-            ),
-            "_del": ("DELETE", f"{insert} VALUES ({literal}, 'D', {old});"),
-        }
-        statements = []
-        for suffix, (event, body) in bodies.items():
-            trigger = q(_trigger_name(name, suffix))
-            statements.append(f"DROP TRIGGER IF EXISTS {trigger}")
-            statements.append(
-                f"CREATE TRIGGER {trigger} AFTER {event} ON {q(name)} FOR EACH ROW BEGIN {body} END"
-            )
-        return statements
-
     def drop_log(self) -> None:
         super().drop_log()
         if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'"):
@@ -305,6 +306,10 @@ class _Sqlite(_Dialect):
 
 
 class _Mysql(_Dialect):
+    json_object = "JSON_OBJECT"
+    null_safe_equal = "<=>"
+    no_table = " FROM DUAL"
+
     def tables(self) -> list[str]:
         rows = self.db.execute(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
@@ -334,29 +339,6 @@ class _Mysql(_Dialect):
             "table_name VARCHAR(64) NOT NULL, op CHAR(1) NOT NULL, pk TEXT NOT NULL, "
             "changed_at DATETIME(6) NOT NULL DEFAULT (UTC_TIMESTAMP(6))) ENGINE = InnoDB"
         )
-
-    def trigger_ddl(self, table: CdcTable) -> list[str]:
-        name, key, q = table.name, table.primary_key, self.q
-        insert = f"INSERT INTO {CHANGE_LOG} (table_name, op, pk)"
-        new, old = (self._key_object(row, key, "JSON_OBJECT") for row in ("NEW", "OLD"))
-        literal = "'" + name.replace("'", "''") + "'"
-        bodies = {
-            "_ins": ("INSERT", f"{insert} VALUES ({literal}, 'I', {new})"),
-            "_upd": (
-                "UPDATE",
-                f"BEGIN {insert} VALUES ({literal}, 'U', {new}); IF {self._key_changed(key, '<=>')}"
-                f" THEN {insert} VALUES ({literal}, 'D', {old}); END IF; END",
-            ),
-            "_del": ("DELETE", f"{insert} VALUES ({literal}, 'D', {old})"),
-        }
-        statements = []
-        for suffix, (event, body) in bodies.items():
-            trigger = q(_trigger_name(name, suffix))
-            statements.append(f"DROP TRIGGER IF EXISTS {trigger}")
-            statements.append(
-                f"CREATE TRIGGER {trigger} AFTER {event} ON {q(name)} FOR EACH ROW {body}"
-            )
-        return statements
 
     def last_seq(self) -> int:
         self.db.execute(f"SET SESSION lock_wait_timeout = {LOCK_TIMEOUT_SECONDS}")
