@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from sluice.core import TableName
@@ -38,6 +40,7 @@ from tests.ingest.test_incremental import (
     source_copy,
 )
 from tests.jobs.helpers import lake_totals, published_run, run_killed_at
+from tests.sources.conftest import mysql_connect
 
 CDC = {
     "orders": {"primary_key": ["orderNumber"]},
@@ -495,3 +498,48 @@ def test_a_user_without_write_privileges_is_told_what_cdc_needs(
             else:
                 execute(f"DROP OWNED BY {reader}")
                 execute(f"DROP ROLE {reader}")
+
+
+@pytest.mark.parametrize(
+    "captured",
+    [pytest.param(d, marks=pytest.mark.servers) for d in ("mysql", "postgresql")],
+    indirect=True,
+)
+def test_a_change_committed_after_a_later_one_is_not_lost(captured: Captured) -> None:
+    """Sequence numbers are taken before commit: a transaction still open when a run reads
+    the log may commit a change below the run's position."""
+    project = captured.project
+    ok(project.run_job("etl"))
+    url = captured.url
+    insert = (
+        f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({{}}, '2026-03-01', '2026-03-08', NULL, "
+        "'In Process', NULL, 103)"
+    )
+    if captured.dialect == "mysql":
+        slow: Any = mysql_connect(url, database=url.rsplit("/", 1)[1])
+        slow.begin()
+        slow.cursor().execute(insert.format(91001).replace('"', "`"))
+    else:
+        slow = psycopg.connect(url)
+        slow.execute(insert.format(91001))
+    try:
+        with captured.sql() as execute:
+            execute(insert.format(91002))
+        if captured.dialect == "mysql":
+            # The run's read of the log's end waits for the open transaction.
+            threading.Timer(1.0, slow.commit).start()
+        first = ok(project.run_job("etl"))
+        numbers = [r["orderNumber"] for r in raw_rows(project, "orders", '"orderNumber" > 91000')]
+        if captured.dialect == "postgresql":
+            assert numbers == [91002]
+            to = LogPosition.parse(first.report["incremental"]["orders"]["to"])
+            assert to is not None and to.pending, to
+            slow.commit()
+        else:
+            assert numbers == [91001, 91002]
+    finally:
+        slow.close()
+    ok(project.run_job("etl"))
+    numbers = [r["orderNumber"] for r in raw_rows(project, "orders", '"orderNumber" > 91000')]
+    assert numbers == [91001, 91002]
+    assert_raw_equals_source(project, ("orders", "orderdetails"))

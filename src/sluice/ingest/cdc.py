@@ -50,11 +50,15 @@ def check_cdc_spec(table: SourceTable, spec: CdcSpec, *, job: str) -> None:
 
 
 def changes_select(
-    log_relation: str, table: SourceTable, key: Sequence[str], after: int, upto: int
+    log_relation: str, table: SourceTable, key: Sequence[str], after: LogPosition, upto: int
 ) -> str:
-    """The changes of ``table`` with sequence numbers in (``after``, ``upto``], one row each:
+    """The changes of ``table`` past position ``after`` (sequence numbers above its own, or
+    made by the transactions it saw open) up to sequence number ``upto``, one row each:
     sequence number, operation, time (UTC) and the key columns with their lake types."""
     types = {c.name: c.lake_type for c in table.columns}
+    newer = f"seq > {after.seq}"
+    if after.pending:
+        newer = f"({newer} OR xid IN ({', '.join(map(str, after.pending))}))"
     keys = ", ".join(
         f"CAST(json_extract_string(pk, {quote_literal(_json_path(k))}) AS {types[k]}) "
         f"AS {quote_ident(k)}"
@@ -63,7 +67,7 @@ def changes_select(
     return (
         "SELECT CAST(seq AS BIGINT) AS seq, CAST(op AS VARCHAR) AS op, "
         f"CAST(changed_at AS TIMESTAMP) AS changed_at, {keys} FROM {log_relation} "
-        f"WHERE table_name = {quote_literal(table.name)} AND seq > {after} AND seq <= {upto}"
+        f"WHERE table_name = {quote_literal(table.name)} AND seq <= {upto} AND {newer}"
     )
 
 
@@ -151,7 +155,7 @@ def extract_changes(
     try:
         count = write_parquet(
             con,
-            changes_select(log_relation, table, spec.primary_key, previous.seq, position.seq),
+            changes_select(log_relation, table, spec.primary_key, previous, position.seq),
             changes,
         )
         unkeyed = con.execute(

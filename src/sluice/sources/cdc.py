@@ -11,9 +11,13 @@ one log means nothing in a log created later.
 
 ``log_position`` is where a run reads up to. Sequence numbers are taken when a row is
 logged, not when its transaction commits, so on a server a reader that sees sequence 11
-may not see 10 yet; the position is therefore read while holding a lock that waits for every
-open transaction that wrote to the log (MariaDB ``LOCK TABLES ... READ``, PostgreSQL ``LOCK
-TABLE ... IN SHARE MODE``; SQLite has one writer at a time). Writers wait for that instant.
+may not see 10 yet. SQLite has one writer at a time, so it never happens there. On MariaDB
+the position is read under ``LOCK TABLES _sluice_changes READ``, which waits for every open
+transaction that wrote to the log (writers wait for that instant; the user needs the LOCK
+TABLES privilege). On PostgreSQL, where a lock that waits for writers needs a write
+privilege, each change records its transaction id, and the position also lists the
+transactions its snapshot saw open: the next run reads their changes too, whatever their
+sequence numbers.
 """
 
 from __future__ import annotations
@@ -44,28 +48,34 @@ class CdcTable:
 
 @dataclass(frozen=True)
 class LogPosition:
-    """How far a change log goes: its epoch token and the last sequence number."""
+    """How far a change log goes: its epoch token, the last sequence number, and (PostgreSQL)
+    the transactions still open then, whose changes may have smaller sequence numbers."""
 
     epoch: str
     seq: int
+    pending: tuple[int, ...] = ()
 
     def cursor(self) -> str:
         """The text committed as the raw table's cursor.
 
-        >>> LogPosition("3fa9", 42).cursor()
-        '3fa9:42'
+        >>> LogPosition("3fa9", 42).cursor(), LogPosition("3fa9", 42, (917, 920)).cursor()
+        ('3fa9:42', '3fa9:42:917,920')
         """
-        return f"{self.epoch}:{self.seq}"
+        pending = f":{','.join(map(str, self.pending))}" if self.pending else ""
+        return f"{self.epoch}:{self.seq}{pending}"
 
     @classmethod
     def parse(cls, value: str | None) -> LogPosition | None:
         """Read a committed cursor back (None for none, or a cursor of another kind).
 
-        >>> LogPosition.parse("3fa9:42")
-        LogPosition(epoch='3fa9', seq=42)
+        >>> LogPosition.parse("3fa9:42:917,920")
+        LogPosition(epoch='3fa9', seq=42, pending=(917, 920))
         """
-        epoch, _, seq = (value or "").rpartition(":")
-        return cls(epoch, int(seq)) if epoch and seq.isdigit() else None
+        epoch, _, rest = (value or "").partition(":")
+        seq, _, pending = rest.partition(":")
+        if not epoch or not seq.isdigit() or not all(p.isdigit() for p in pending.split(",")):
+            return None
+        return cls(epoch, int(seq), tuple(int(p) for p in pending.split(",") if p))
 
 
 def enable_cdc(url: str, tables: Sequence[str], *, base_dir: Path) -> list[CdcTable]:
@@ -154,9 +164,9 @@ def log_position(url: str, tables: Sequence[str], *, base_dir: Path) -> LogPosit
                 f"The change log {CHANGE_LOG} has lost its first row.",
                 hint="Recreate it: 'sluice source disable-cdc', then 'sluice source enable-cdc'.",
             )
-        seq = dialect.last_seq()
+        seq, pending = dialect.position()
         db.commit()
-        return LogPosition(str(rows[0][0]), seq)
+        return LogPosition(str(rows[0][0]), seq, pending)
     finally:
         db.close()
 
@@ -178,6 +188,16 @@ def _privileges_explained(db: Database, doing: str) -> Iterator[None]:
     except BaseException:
         db.con.rollback()
         raise
+
+
+def open_transactions(snapshot: str) -> tuple[int, ...]:
+    """The transactions a PostgreSQL snapshot (``xmin:xmax:xip,...``) sees as still open.
+
+    >>> open_transactions("917:921:917,920"), open_transactions("921:921:")
+    ((917, 920), ())
+    """
+    listed = snapshot.split(":")[2] if snapshot.count(":") == 2 else ""
+    return tuple(int(x) for x in listed.split(",") if x)
 
 
 def _dialect(db: Database) -> _Dialect:
@@ -251,8 +271,10 @@ class _Dialect:
     def drop_ddl(self, trigger: str, table: str) -> list[str]:
         return [f"DROP TRIGGER IF EXISTS {self.q(trigger)}"]
 
-    def last_seq(self) -> int:
-        return self._max_seq()
+    def position(self) -> tuple[int, tuple[int, ...]]:
+        """The last sequence number of a committed change, and the transactions that may
+        still add changes below it."""
+        return self._max_seq(), ()
 
     def has_log(self) -> bool:
         return CHANGE_LOG in self.tables()
@@ -340,11 +362,11 @@ class _Mysql(_Dialect):
             "changed_at DATETIME(6) NOT NULL DEFAULT (UTC_TIMESTAMP(6))) ENGINE = InnoDB"
         )
 
-    def last_seq(self) -> int:
+    def position(self) -> tuple[int, tuple[int, ...]]:
         self.db.execute(f"SET SESSION lock_wait_timeout = {LOCK_TIMEOUT_SECONDS}")
         self.db.execute(f"LOCK TABLES {CHANGE_LOG} READ")
         try:
-            return self._max_seq()
+            return self._max_seq(), ()
         finally:
             self.db.execute("UNLOCK TABLES")
 
@@ -384,7 +406,8 @@ class _Postgres(_Dialect):
         return (
             f"CREATE TABLE IF NOT EXISTS {self._schema()}.{CHANGE_LOG} (seq bigserial PRIMARY "
             "KEY, table_name text NOT NULL, op char(1) NOT NULL, pk text NOT NULL, changed_at "
-            "timestamp NOT NULL DEFAULT (clock_timestamp() AT TIME ZONE 'UTC'))"
+            "timestamp NOT NULL DEFAULT (clock_timestamp() AT TIME ZONE 'UTC'), "
+            "xid bigint NOT NULL DEFAULT CAST(CAST(pg_current_xact_id() AS text) AS bigint))"
         )
 
     def trigger_ddl(self, table: CdcTable) -> list[str]:
@@ -419,7 +442,9 @@ class _Postgres(_Dialect):
             f"DROP FUNCTION IF EXISTS {schema}.{self.q(trigger)}()",
         ]
 
-    def last_seq(self) -> int:
-        self.db.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
-        self.db.execute(f"LOCK TABLE {CHANGE_LOG} IN SHARE MODE")
-        return self._max_seq()
+    def position(self) -> tuple[int, tuple[int, ...]]:
+        rows = self.db.execute(
+            f"SELECT max(seq), CAST(pg_current_snapshot() AS text) FROM {CHANGE_LOG}"
+        )
+        seq, snapshot = rows[0]
+        return int(seq or 0), open_transactions(str(snapshot))
