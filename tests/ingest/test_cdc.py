@@ -26,7 +26,13 @@ from sluice.errors import SourceError
 from sluice.ingest.cdc import CDC_CURSOR, DELETED_AT_COLUMN
 from sluice.ingest.extract import EXTRACTED_AT_COLUMN, RUN_ID_COLUMN
 from sluice.project import Project
-from sluice.sources.cdc import CHANGE_LOG, TRIGGER_PREFIX, LogPosition, captured_tables
+from sluice.sources.cdc import (
+    CHANGE_LOG,
+    TRIGGER_PREFIX,
+    LogPosition,
+    captured_tables,
+    enable_cdc,
+)
 from sluice.sources.classicmodels import write_classicmodels
 from sluice.sources.simulate import Activity, simulate
 from tests.conftest import SEED, new_project, sluice_cli
@@ -492,6 +498,26 @@ def test_a_user_without_write_privileges_is_told_what_cdc_needs(
             assert "may not create the change log and its triggers" in refused.value.message
             assert "CDC needs write privileges" in str(refused.value)
             assert captured_tables(url, base_dir=project.root) == []
+
+            # The owner enables it; the reader's job needs SELECT on the log (and on
+            # MariaDB the LOCK TABLES privilege), no write privilege.
+            enable_cdc(url, sorted(CDC), base_dir=project.root)
+            if dialect == "mysql":
+                failed = project.run_job("etl")
+                assert failed.state == "FAILED"
+                assert "may not read where the change log _sluice_changes ends" in (
+                    failed.error or ""
+                )
+                assert "LOCK TABLES privilege" in (failed.error or "")
+                execute(f"GRANT LOCK TABLES ON `{url.rsplit('/', 1)[1]}`.* TO '{reader}'@'%'")
+            else:
+                execute(f"GRANT SELECT ON {schema}.{CHANGE_LOG} TO {reader}")
+            ok(project.run_job("etl"))
+            execute('DELETE FROM orderdetails WHERE "orderNumber" = 10100')
+            execute('DELETE FROM orders WHERE "orderNumber" = 10100')
+            run = ok(project.run_job("etl"))
+            assert run.report["incremental"]["orders"]["rows_read"] == 1
+            assert_raw_equals_source(project, ("orders", "orderdetails"))
         finally:
             if dialect == "mysql":
                 execute(f"DROP USER '{reader}'@'%'")

@@ -25,7 +25,7 @@ from sluice.duck import quote_ident, quote_literal
 from sluice.errors import ConfigError, IngestError, did_you_mean
 from sluice.ingest.extract import extract_table, write_parquet
 from sluice.sources.base import SourceColumn, SourceTable
-from sluice.sources.cdc import LogPosition
+from sluice.sources.cdc import CHANGE_OPS, LogPosition
 
 if TYPE_CHECKING:
     import duckdb
@@ -56,6 +56,7 @@ def changes_select(
     made by the transactions it saw open) up to sequence number ``upto``, one row each:
     sequence number, operation, time (UTC) and the key columns with their lake types."""
     types = {c.name: c.lake_type for c in table.columns}
+    operations = ", ".join(quote_literal(op) for op in CHANGE_OPS)
     newer = f"seq > {after.seq}"
     if after.pending:
         newer = f"({newer} OR xid IN ({', '.join(map(str, after.pending))}))"
@@ -67,7 +68,8 @@ def changes_select(
     return (
         "SELECT CAST(seq AS BIGINT) AS seq, CAST(op AS VARCHAR) AS op, "
         f"CAST(changed_at AS TIMESTAMP) AS changed_at, {keys} FROM {log_relation} "
-        f"WHERE table_name = {quote_literal(table.name)} AND seq <= {upto} AND {newer}"
+        f"WHERE table_name = {quote_literal(table.name)} AND op IN ({operations}) "
+        f"AND seq <= {upto} AND {newer}"
     )
 
 

@@ -23,6 +23,8 @@ sequence numbers.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,7 +36,14 @@ from sluice.sources.dbapi import Database, open_database
 CHANGE_LOG = "_sluice_changes"
 TRIGGER_PREFIX = "_sluice_cdc_"
 EPOCH_OP = "E"
+CAPTURED_OP = "T"  # one row per captured table, written by enable_cdc
+CHANGE_OPS = ("I", "U", "D")
+_POSITION = re.compile(r"([0-9a-f]+):(\d+)(?::(\d+(?:,\d+)*))?")
 LOCK_TIMEOUT_SECONDS = 60
+WRITE_PRIVILEGES_HINT = (
+    "CDC needs write privileges in the source (CREATE, TRIGGER, DROP): run it as the "
+    "database owner or grant them."
+)
 _PRIVILEGE_TROUBLE = ("denied", "permission", "must be owner", "privilege", "readonly", "read-only")
 
 
@@ -70,12 +79,14 @@ class LogPosition:
 
         >>> LogPosition.parse("3fa9:42:917,920")
         LogPosition(epoch='3fa9', seq=42, pending=(917, 920))
+        >>> LogPosition.parse("3fa9:42"), LogPosition.parse("2026-01-01 00:00:00")
+        (LogPosition(epoch='3fa9', seq=42, pending=()), None)
         """
-        epoch, _, rest = (value or "").partition(":")
-        seq, _, pending = rest.partition(":")
-        if not epoch or not seq.isdigit() or not all(p.isdigit() for p in pending.split(",")):
+        found = _POSITION.fullmatch(value or "")
+        if found is None:
             return None
-        return cls(epoch, int(seq), tuple(int(p) for p in pending.split(",") if p))
+        epoch, seq, pending = found.groups()
+        return cls(epoch, int(seq), tuple(int(p) for p in (pending or "").split(",") if p))
 
 
 def enable_cdc(url: str, tables: Sequence[str], *, base_dir: Path) -> list[CdcTable]:
@@ -109,6 +120,7 @@ def enable_cdc(url: str, tables: Sequence[str], *, base_dir: Path) -> list[CdcTa
             for table in captured:
                 for statement in dialect.trigger_ddl(table):
                     db.execute(statement)
+                dialect.register(table)
             db.commit()
         return captured
     finally:
@@ -143,17 +155,16 @@ def captured_tables(url: str, *, base_dir: Path) -> list[str]:
 
 
 def log_position(url: str, tables: Sequence[str], *, base_dir: Path) -> LogPosition:
-    """The change log's epoch and last committed sequence number; refused when one of
-    ``tables`` has no capture triggers."""
+    """The change log's epoch and last committed sequence number; refused when the changes
+    of one of ``tables`` are not captured."""
     db = open_database(url, base_dir=base_dir)
     try:
         dialect = _dialect(db)
-        triggered = {table for _, table in dialect.triggers()}
-        missing = sorted(set(tables) - triggered)
+        missing = sorted(set(tables) - dialect.captured()) if dialect.has_log() else []
         if missing or not dialect.has_log():
             raise SourceError(
                 f"Changes of source table {(missing or list(tables))[0]} are not captured: "
-                "it has no change log triggers.",
+                f"no change log or no triggers (see {CHANGE_LOG}).",
                 hint=f"Run 'sluice source enable-cdc --tables {','.join(missing or tables)}'.",
             )
         rows = db.execute(
@@ -164,7 +175,12 @@ def log_position(url: str, tables: Sequence[str], *, base_dir: Path) -> LogPosit
                 f"The change log {CHANGE_LOG} has lost its first row.",
                 hint="Recreate it: 'sluice source disable-cdc', then 'sluice source enable-cdc'.",
             )
-        seq, pending = dialect.position()
+        with _privileges_explained(
+            db,
+            f"read where the change log {CHANGE_LOG} ends",
+            hint="Grant it SELECT on the log, and on MariaDB/MySQL the LOCK TABLES privilege.",
+        ):
+            seq, pending = dialect.position()
         db.commit()
         return LogPosition(str(rows[0][0]), seq, pending)
     finally:
@@ -172,7 +188,9 @@ def log_position(url: str, tables: Sequence[str], *, base_dir: Path) -> LogPosit
 
 
 @contextlib.contextmanager
-def _privileges_explained(db: Database, doing: str) -> Iterator[None]:
+def _privileges_explained(
+    db: Database, doing: str, hint: str = WRITE_PRIVILEGES_HINT
+) -> Iterator[None]:
     """Roll back on failure, and say so when the failure is a lack of privileges."""
     try:
         yield
@@ -181,8 +199,7 @@ def _privileges_explained(db: Database, doing: str) -> Iterator[None]:
         if any(word in exc.message.lower() for word in _PRIVILEGE_TROUBLE):
             raise SourceError(
                 f"The source's user may not {doing}: {exc.message}",
-                hint="CDC needs write privileges in the source (CREATE, TRIGGER, DROP): run it "
-                "as the database owner or grant them.",
+                hint=hint,
             ) from exc
         raise
     except BaseException:
@@ -290,6 +307,24 @@ class _Dialect:
     def drop_log(self) -> None:
         self.db.execute(f"DROP TABLE IF EXISTS {CHANGE_LOG}")
 
+    def register(self, table: CdcTable) -> None:
+        """Record in the log that ``table`` is captured (readable without privileges on
+        triggers)."""
+        registered = f"SELECT 1 FROM {CHANGE_LOG} WHERE op = '{CAPTURED_OP}' AND table_name = ?"
+        if not self.db.execute(registered, (table.name,)):
+            self.db.execute(
+                f"INSERT INTO {CHANGE_LOG} (table_name, op, pk) VALUES (?, '{CAPTURED_OP}', ?)",
+                (table.name, json.dumps(list(table.primary_key))),
+            )
+
+    def captured(self) -> set[str]:
+        """Tables registered in the log whose triggers are in place."""
+        return self._registered() & {table for _, table in self.triggers()}
+
+    def _registered(self) -> set[str]:
+        rows = self.db.execute(f"SELECT table_name FROM {CHANGE_LOG} WHERE op = '{CAPTURED_OP}'")
+        return {str(r[0]) for r in rows}
+
     def _max_seq(self) -> int:
         rows = self.db.execute(f"SELECT max(seq) FROM {CHANGE_LOG}")
         return int(rows[0][0] or 0) if rows else 0
@@ -361,6 +396,10 @@ class _Mysql(_Dialect):
             "table_name VARCHAR(64) NOT NULL, op CHAR(1) NOT NULL, pk TEXT NOT NULL, "
             "changed_at DATETIME(6) NOT NULL DEFAULT (UTC_TIMESTAMP(6))) ENGINE = InnoDB"
         )
+
+    def captured(self) -> set[str]:
+        # information_schema.TRIGGERS only shows triggers to users allowed to create them.
+        return self._registered()
 
     def position(self) -> tuple[int, tuple[int, ...]]:
         self.db.execute(f"SET SESSION lock_wait_timeout = {LOCK_TIMEOUT_SECONDS}")
