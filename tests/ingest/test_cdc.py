@@ -304,6 +304,15 @@ def test_deletes_mark_keeps_deleted_rows_with_their_deletion_time(captured: Capt
     back = raw_rows(project, "payments", f"\"checkNumber\" = '{check}'")
     assert [(float(r["amount"]), r[DELETED_AT_COLUMN]) for r in back] == [(12.34, None)]
 
+    # Another policy: the next run reads the table in full, and no row stays marked.
+    project = configure_cdc(project, {**CDC, "payments": {**CDC["payments"], "deletes": "delete"}})
+    switched = ok(project.run_job("etl"))
+    assert switched.report["incremental"]["payments"]["from"] is not None
+    with captured.sql() as execute:
+        (payments_count,) = execute("SELECT count(*) FROM payments")[0]
+    assert switched.report["incremental"]["payments"]["rows_read"] == payments_count
+    assert_raw_equals_source(project, ("payments",))
+
 
 @pytest.mark.parametrize("captured", DIALECTS, indirect=True)
 def test_disable_removes_the_triggers_and_the_log_and_enable_is_idempotent(

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 from sluice.config import CdcSpec
 from sluice.core import Cursor, TableName, WrittenTable
 from sluice.duck import quote_ident, quote_literal
-from sluice.errors import ConfigError, IngestError, did_you_mean
+from sluice.errors import ConfigError, IngestError, SourceUnavailableError, did_you_mean
 from sluice.ingest.extract import extract_table, write_parquet
-from sluice.sources.base import SourceColumn, SourceTable
+from sluice.sources.base import SourceColumn, SourceTable, is_connection_error
 from sluice.sources.cdc import CHANGE_OPS, LogPosition
 
 if TYPE_CHECKING:
@@ -124,8 +124,8 @@ def extract_changes(
     kept: Sequence[tuple[str, str]] = (),
 ) -> WrittenTable:
     """Write ``table``'s raw rows with the changes up to ``position`` applied to ``path``
-    (all its rows when ``cursor`` holds no position of this log); the result carries the
-    new cursor and the rows and changes read."""
+    (all its rows when ``cursor`` holds no position of this log, or the ``deletes`` policy
+    changed); the result carries the new cursor and the rows and changes read."""
     columns = [*kept, *([(DELETED_AT_COLUMN, "TIMESTAMPTZ")] if spec.deletes == "mark" else [])]
     previous = LogPosition.parse(cursor.value)
     new_cursor = Cursor(CDC_CURSOR, position.cursor(), cursor.snapshot_id)
@@ -142,7 +142,11 @@ def extract_changes(
             kept=columns,
         )
 
-    if previous is None or previous.epoch != position.epoch:
+    if (
+        previous is None
+        or previous.epoch != position.epoch
+        or (spec.deletes == "mark") != _has_deletion_marks(con, current)
+    ):
         whole = read(relation, path)
         return WrittenTable(
             target, (str(path),), whole.rows, cursor=new_cursor, rows_read=whole.rows
@@ -167,8 +171,15 @@ def extract_changes(
     except duckdb.InterruptException:
         raise
     except duckdb.Error as exc:
+        message = str(exc).splitlines()[0]
+        if is_connection_error(message):
+            raise SourceUnavailableError(
+                f"Lost the source while reading the logged changes of {table.name}: {message}"
+            ) from exc
         raise IngestError(
-            f"Reading the logged changes of {table.name} failed: {str(exc).splitlines()[0]}"
+            f"Reading the logged changes of {table.name} failed: {message}",
+            hint="Check the change log with 'sluice source enable-cdc --tables "
+            f"{table.name}' (harmless when it is in place).",
         ) from exc
     if unkeyed and unkeyed[0]:
         raise IngestError(
@@ -200,6 +211,17 @@ def extract_changes(
             hint=f"Reset the table with 'sluice job reset-cursor JOB {table.name}'.",
         ) from exc
     return WrittenTable(target, (str(path),), rows, cursor=new_cursor, rows_read=fresh.rows + count)
+
+
+def _has_deletion_marks(con: duckdb.DuckDBPyConnection, current: tuple[str, ...]) -> bool:
+    """Whether the raw table's files have the ``_sluice_deleted_at`` column."""
+    if not current:
+        return False
+    files = ", ".join(quote_literal(f) for f in current)
+    rows = con.execute(
+        f"DESCRIBE SELECT * FROM read_parquet([{files}], union_by_name = true)"
+    ).fetchall()
+    return any(row[0] == DELETED_AT_COLUMN for row in rows)
 
 
 def _pushdown(con: duckdb.DuckDBPyConnection, logged: str, column: SourceColumn) -> str:
