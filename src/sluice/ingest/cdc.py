@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 from sluice.config import CdcSpec
 from sluice.core import Cursor, TableName, WrittenTable
 from sluice.duck import quote_ident, quote_literal
-from sluice.errors import ConfigError, IngestError, SourceUnavailableError, did_you_mean
-from sluice.ingest.extract import extract_table, write_parquet
-from sluice.sources.base import SourceColumn, SourceTable, is_connection_error
+from sluice.errors import ConfigError, IngestError, did_you_mean
+from sluice.ingest.extract import extract_table, source_failure, write_parquet
+from sluice.sources.base import SourceColumn, SourceTable
 from sluice.sources.cdc import CHANGE_OPS, LogPosition
 
 if TYPE_CHECKING:
@@ -171,13 +171,10 @@ def extract_changes(
     except duckdb.InterruptException:
         raise
     except duckdb.Error as exc:
-        message = str(exc).splitlines()[0]
-        if is_connection_error(message):
-            raise SourceUnavailableError(
-                f"Lost the source while reading the logged changes of {table.name}: {message}"
-            ) from exc
-        raise IngestError(
-            f"Reading the logged changes of {table.name} failed: {message}",
+        raise source_failure(
+            exc,
+            f"reading the logged changes of {table.name}",
+            f"Reading the logged changes of {table.name} failed",
             hint="Check the change log with 'sluice source enable-cdc --tables "
             f"{table.name}' (harmless when it is in place).",
         ) from exc
