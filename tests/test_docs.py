@@ -29,6 +29,8 @@ COMMANDS = {
     "sluice source simulate",
     "sluice source generate",
     "sluice source load-dump",
+    "sluice source enable-cdc",
+    "sluice source disable-cdc",
     "sluice job",
     "sluice job start",
     "sluice job status",

@@ -132,6 +132,19 @@ class IncrementalSpec(_Model):
         return value.strip() if isinstance(value, str) else value
 
 
+class CdcSpec(_Model):
+    """Change data capture of one table: apply the inserts, updates and deletes that the
+    source's change log (``sluice source enable-cdc``) recorded since the last run.
+
+    ``primary_key`` names the columns the log records changes by (the source table's primary
+    key). ``deletes``: ``delete`` removes a deleted row from raw; ``mark`` keeps it, with the
+    time it was deleted in ``_sluice_deleted_at`` (NULL for live rows).
+    """
+
+    primary_key: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    deletes: Literal["delete", "mark"] = "delete"
+
+
 DriftPolicy = Literal["evolve", "warn", "fail"]
 
 
@@ -205,6 +218,7 @@ class JobConfig(_Model):
     concurrency: Annotated[int, Field(ge=1)] | None = None
     retry: RetryConfig = RetryConfig()
     incremental: dict[str, IncrementalSpec] = Field(default_factory=dict)
+    cdc: dict[str, CdcSpec] = Field(default_factory=dict)
     schema_drift: SchemaDriftConfig = SchemaDriftConfig()
 
     schedule: ScheduleConfig | None = None

@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from sluice.observe.progress import Progress
     from sluice.query.executions import QueryExecutions
     from sluice.query.history import QueryExecution, QueryHistory
+    from sluice.sources.cdc import CdcTable
     from sluice.sources.check import SourceReport
     from sluice.sources.simulate import Activity, SimulationReport
 
@@ -217,6 +218,27 @@ class Project:
         from sluice.sources.simulate import simulate
 
         return simulate(self._source(source)[1], activity, base_dir=self.root)
+
+    def enable_cdc(
+        self, source: str | None = None, *, tables: Sequence[str] | None = None
+    ) -> list[CdcTable]:
+        """Capture inserts, updates and deletes of a source's tables in a change log, by
+        trigger (default tables: those under ``jobs.<job>.cdc`` of the jobs reading it)."""
+        from sluice.sources.cdc import enable_cdc
+
+        name, url = self._source(source)
+        if not tables:
+            tables = sorted(
+                {t for job in self.config.jobs.values() if job.source == name for t in job.cdc}
+            )
+        return enable_cdc(url, tables, base_dir=self.root)
+
+    def disable_cdc(self, source: str | None = None) -> list[str]:
+        """Remove a source's change capture triggers and change log; return the tables
+        whose changes were captured."""
+        from sluice.sources.cdc import disable_cdc
+
+        return disable_cdc(self._source(source)[1], base_dir=self.root)
 
     def _source(self, name: str | None) -> tuple[str, str]:
         """The name and URL of a declared source: ``name``, or the only one."""

@@ -31,7 +31,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 source_app = typer.Typer(
-    help="Source systems: generate the classicmodels database, load mysqldump files.",
+    help="Source systems: generate the classicmodels database, load mysqldump files, "
+    "capture changes.",
     no_args_is_help=True,
 )
 job_app = typer.Typer(
@@ -220,6 +221,44 @@ def source_simulate(
         render.out.print(f"Schema change: {change}")
     if report.outage_seconds:
         render.out.print(f"Outage: {report.outage_seconds:.1f} s")
+
+
+@source_app.command("enable-cdc")
+def source_enable_cdc(
+    name: Annotated[
+        str | None, typer.Argument(help="The source to capture (default: the only one).")
+    ] = None,
+    *,
+    tables: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated tables (default: those under jobs.<job>.cdc)."),
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Install a change log and triggers that capture inserts, updates and deletes."""
+    chosen = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    captured = _project(project).enable_cdc(name, tables=chosen)
+    table = render.Table("table", "primary key")
+    for item in captured:
+        table.add_row(item.name, ", ".join(item.primary_key))
+    render.out.print(f"Capturing the changes of {len(captured)} tables")
+    render.out.print(table)
+
+
+@source_app.command("disable-cdc")
+def source_disable_cdc(
+    name: Annotated[
+        str | None, typer.Argument(help="The source to stop capturing (default: the only one).")
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Remove the change capture triggers and the change log from a source."""
+    removed = _project(project).disable_cdc(name)
+    render.out.print(
+        f"Removed change capture from {', '.join(removed)}; dropped the change log."
+        if removed
+        else "No change capture was installed; nothing to remove."
+    )
 
 
 @source_app.command("generate")
@@ -449,7 +488,9 @@ def job_stop(
 @job_app.command("reset-cursor")
 def job_reset_cursor(
     job: Annotated[str, typer.Argument(help="Job name.")],
-    table: Annotated[str, typer.Argument(help="A table under the job's incremental: section.")],
+    table: Annotated[
+        str, typer.Argument(help="A table under the job's incremental: or cdc: section.")
+    ],
     project: ProjectOption = None,
 ) -> None:
     """Make the job's next run read all of an incremental table (Glue's reset-job-bookmark)."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sluice.core import TableName, WrittenTable
 from sluice.duck import quote_ident, quote_literal, write_parquet
-from sluice.errors import IngestError, SourceUnavailableError
+from sluice.errors import IngestError, SluiceError, SourceUnavailableError
 from sluice.sources.base import SourceTable, is_connection_error
 
 if TYPE_CHECKING:
@@ -66,13 +66,19 @@ def extract_table(
     except duckdb.InterruptException:
         raise
     except duckdb.Error as exc:
-        message = str(exc).splitlines()[0]
-        if is_connection_error(message):
-            raise SourceUnavailableError(
-                f"Lost the source while extracting {table.name}: {message}"
-            ) from exc
-        raise IngestError(
-            f"Extracting source table {table.name} failed: {message}",
+        raise source_failure(
+            exc,
+            f"extracting {table.name}",
+            f"Extracting source table {table.name} failed",
             hint="Check that its values match the declared column types.",
         ) from exc
     return WrittenTable(target, (str(path),), rows)
+
+
+def source_failure(exc: Exception, doing: str, failed: str, *, hint: str) -> SluiceError:
+    """The error for a failed read of the source: retried (``SourceUnavailableError``) when
+    the connection was lost, else an ``IngestError`` that says ``failed`` and the cause."""
+    message = str(exc).splitlines()[0]
+    if is_connection_error(message):
+        return SourceUnavailableError(f"Lost the source while {doing}: {message}")
+    return IngestError(f"{failed}: {message}", hint=hint)

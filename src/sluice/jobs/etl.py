@@ -32,6 +32,7 @@ from sluice.core import (
 )
 from sluice.duck import write_parquet
 from sluice.errors import CheckFailedError, ConfigError, LockedError, did_you_mean
+from sluice.ingest.cdc import CDC_CURSOR, check_cdc_spec, extract_changes
 from sluice.ingest.drift import DriftPlan, blocked, log_drift, plan_drift
 from sluice.ingest.extract import extract_table
 from sluice.ingest.incremental import cursor_column, extract_incremental
@@ -49,6 +50,7 @@ from sluice.observe.failpoints import failpoint
 from sluice.observe.progress import Progress
 from sluice.quality.checks import Check, compile_check, run_check
 from sluice.sources.base import Source, SourceColumn, SourceTable
+from sluice.sources.cdc import CHANGE_LOG, log_position
 from sluice.transform.incremental import build_increment, state_summary
 from sluice.transform.models import Model, load_models, model_failure
 
@@ -123,6 +125,7 @@ class EtlRun:
     written_files: list[str] = field(default_factory=list)
     committed: set[str] = field(default_factory=set)
     cursors: dict[str, IncrementalTable] = field(default_factory=dict)
+    captured: dict[str, tuple[Cursor, tuple[str, ...]]] = field(default_factory=dict)
     cursor_moves: dict[str, dict[str, Any]] = field(default_factory=dict)
     merge_locks: dict[TableName, ProcessLock] = field(default_factory=dict)
     drift: DriftPlan = field(default_factory=lambda: DriftPlan("", "", {}))
@@ -198,6 +201,7 @@ def _run(run: EtlRun) -> EtlResult:
             tables, models, checks = _definitions(run)
             run.drift = _plan_drift(run, tables)
             run.cursors = _read_cursors(run, tables)
+            run.captured = _read_cdc_cursors(run, tables)
             tables, models, checks = _without_quarantined(run.drift, tables, models, checks)
             run.model_states = {m.table: run.lake.summary(m.table) for m in models if m.incremental}
             graph = job_graph(run.job, tables, models, checks)
@@ -440,6 +444,7 @@ def _plan_drift(run: EtlRun, tables: list[SourceTable]) -> DriftPlan:
     """Compare each source table with its raw table under the job's drift policies."""
     raw = {t.name: run.lake.raw_schema(TableName(run.job.raw_database, t.name)) for t in tables}
     keys = {name: spec.primary_key for name, spec in run.job.incremental.items()}
+    keys.update({name: spec.primary_key for name, spec in run.job.cdc.items()})
     plan = plan_drift(
         tables,
         raw,
@@ -485,6 +490,30 @@ def _read_cursors(run: EtlRun, tables: list[SourceTable]) -> dict[str, Increment
         cursor, files = run.lake.cursor(TableName(run.job.raw_database, name), spec.cursor)
         cursors[name] = IncrementalTable(column, cursor, files)
     return cursors
+
+
+def _read_cdc_cursors(
+    run: EtlRun, tables: list[SourceTable]
+) -> dict[str, tuple[Cursor, tuple[str, ...]]]:
+    """Check the job's CDC specs; read each table's log position from its current snapshot."""
+    by_name = {t.name: t for t in tables}
+    captured = {}
+    for name, spec in run.job.cdc.items():
+        if name not in by_name:
+            raise ConfigError(
+                f"jobs.{run.job_name}.cdc names table '{name}', which the job does not "
+                f"extract.{did_you_mean(name, by_name)}"
+            )
+        if name in run.job.incremental:
+            raise ConfigError(
+                f"Table {name} is under both jobs.{run.job_name}.cdc and "
+                f"jobs.{run.job_name}.incremental; keep it under one."
+            )
+        check_cdc_spec(by_name[name], spec, job=run.job_name)
+        target = TableName(run.job.raw_database, name)
+        if target not in run.drift.quarantined:
+            captured[name] = run.lake.cursor(target, CDC_CURSOR)
+    return captured
 
 
 def _compile_checks(
@@ -633,8 +662,36 @@ def _extract_one(
     run.note_file(path)
     incremental = run.cursors.get(table.name)
     if incremental is not None:
-        incremental = _hold_merge_lock(run, target, incremental)
-    if incremental is None:
+        _hold_merge_lock(run, target)
+        cursor_now, files_now = run.lake.cursor(target, incremental.cursor.column)
+        incremental = replace(incremental, cursor=cursor_now, files=files_now)
+    if table.name in run.captured:
+        _hold_merge_lock(run, target)
+        cursor_before, files = run.lake.cursor(target, CDC_CURSOR)
+        position = log_position(run.source.url, [table.name], base_dir=run.root)
+        written = extract_changes(
+            cursor,
+            relation=run.source.relation(SOURCE_ALIAS, table),
+            log_relation=run.source.relation(SOURCE_ALIAS, SourceTable(CHANGE_LOG, ())),
+            table=table,
+            spec=run.job.cdc[table.name],
+            cursor=cursor_before,
+            position=position,
+            current=files,
+            target=target,
+            path=path,
+            work_dir=run.temp_dir,
+            run_id=run.run_id,
+            extracted_at=extracted_at,
+            kept=run.drift.kept(table.name),
+        )
+        run.cursor_moves[table.name] = {
+            "cursor": CDC_CURSOR,
+            "from": cursor_before.value,
+            "to": position.cursor(),
+            "rows_read": written.rows_read,
+        }
+    elif incremental is None:
         written = extract_table(
             cursor,
             relation=run.source.relation(SOURCE_ALIAS, table),
@@ -672,21 +729,21 @@ def _extract_one(
     return replace(written, footers=_footers(cursor, written))
 
 
-def _hold_merge_lock(run: EtlRun, table: TableName, start: IncrementalTable) -> IncrementalTable:
-    """Wait until no other run merges into incremental ``table``, hold it until this run has
-    committed it, and read its cursor again: another run may have moved it meanwhile."""
-    if table not in run.merge_locks:
-        lock = run.lake.merge_lock(table)
-        while True:
-            try:
-                lock.__enter__()
-                break
-            except LockedError:
-                run.checkpoint.sleep(MERGE_LOCK_POLL_SECONDS)
-        with run._files_lock:
-            run.merge_locks[table] = lock
-    cursor, files = run.lake.cursor(table, start.cursor.column)
-    return replace(start, cursor=cursor, files=files)
+def _hold_merge_lock(run: EtlRun, table: TableName) -> None:
+    """Wait until no other run merges into ``table`` (incremental or CDC) and hold it until
+    this run has committed it; the caller then reads the table's cursor again, as another
+    run may have moved it meanwhile."""
+    if table in run.merge_locks:
+        return
+    lock = run.lake.merge_lock(table)
+    while True:
+        try:
+            lock.__enter__()
+            break
+        except LockedError:
+            run.checkpoint.sleep(MERGE_LOCK_POLL_SECONDS)
+    with run._files_lock:
+        run.merge_locks[table] = lock
 
 
 def _release_merge_lock(run: EtlRun, table: TableName) -> None:
@@ -762,7 +819,8 @@ def _commit_later(
         if written.cursor is None:
             result = run.lake.commit(written, run_id=run.run_id)
         else:
-            spec = run.job.incremental[written.table.name]
+            name = written.table.name
+            spec = run.job.incremental.get(name) or run.job.cdc[name]
             try:
                 result = run.lake.commit_incremental(
                     written, run_id=run.run_id, primary_key=spec.primary_key

@@ -244,12 +244,12 @@ class JobService:
         reset-job-bookmark does; return the cursors it had (column to value)."""
         self._job(name)
         job = self.env.config.jobs[name]
-        if table not in job.incremental:
+        if table not in job.incremental and table not in job.cdc:
             raise NotFoundError(
                 f"Job {name} has no incremental table '{table}'."
-                f"{did_you_mean(table, job.incremental)}",
-                hint=f"Incremental tables are declared under jobs.{name}.incremental in "
-                "sluice.yml.",
+                f"{did_you_mean(table, [*job.incremental, *job.cdc])}",
+                hint=f"Incremental tables are declared under jobs.{name}.incremental or "
+                f"jobs.{name}.cdc in sluice.yml.",
             )
         self._idle(name, "its cursor cannot be reset")
         try:

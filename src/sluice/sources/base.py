@@ -39,7 +39,7 @@ class Source(Protocol):
     url: str
 
     def tables(self) -> list[SourceTable]:
-        """Every user table in the source, with its columns."""
+        """Every user table in the source, with its columns (not Sluice's own tables)."""
         ...
 
     def attach(self, con: duckdb.DuckDBPyConnection, alias: str) -> None:
@@ -53,6 +53,19 @@ class Source(Protocol):
     def write_privileges(self) -> list[str]:
         """What the credentials may change in the source (a pipeline needs none)."""
         ...
+
+
+#: Tables Sluice itself keeps in a source (the CDC change log) are not the source's data.
+INTERNAL_TABLE_PREFIX = "_sluice_"
+
+
+def is_internal_table(name: str) -> bool:
+    """True for a table Sluice keeps in the source, which jobs never extract.
+
+    >>> is_internal_table("_sluice_changes"), is_internal_table("orders")
+    (True, False)
+    """
+    return name.startswith(INTERNAL_TABLE_PREFIX)
 
 
 # What drivers say when the server, not the request, is the problem: worth retrying.

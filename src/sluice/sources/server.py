@@ -20,7 +20,12 @@ from sluice import duck
 from sluice.config import redact, resolve_secrets
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import ConfigError, SourceError, SourceUnavailableError
-from sluice.sources.base import SourceColumn, SourceTable, is_connection_error
+from sluice.sources.base import (
+    SourceColumn,
+    SourceTable,
+    is_connection_error,
+    is_internal_table,
+)
 from sluice.sources.types import lake_type
 
 if TYPE_CHECKING:
@@ -88,6 +93,8 @@ class ServerSource:
         columns: dict[str, list[SourceColumn]] = {}
         estimates: dict[str, int | None] = {}
         for table, column, declared, nullable, estimate in rows:
+            if is_internal_table(table):
+                continue
             mapped = lake_type(declared, dialect=self.dialect) or "VARCHAR"
             columns.setdefault(table, []).append(
                 SourceColumn(column, declared, mapped, bool(nullable))

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import SourceError, SourceUnavailableError
-from sluice.sources.base import SourceColumn, SourceTable, is_connection_error
+from sluice.sources.base import (
+    SourceColumn,
+    SourceTable,
+    is_connection_error,
+    is_internal_table,
+)
 from sluice.sources.types import lake_type
 
 if TYPE_CHECKING:
@@ -73,6 +78,7 @@ class SqliteSource:
                     "SELECT name FROM sqlite_master WHERE type = 'table' "
                     "AND name NOT LIKE 'sqlite_%' ORDER BY name"
                 )
+                if not is_internal_table(row[0])
             ]
             return [
                 SourceTable(name, self._columns(con, name), _estimated_rows(con, name))
