@@ -21,6 +21,7 @@ from sluice.config import (
     find_project_root,
     json_schema,
     load_config,
+    resolve_secrets,
 )
 from sluice.core import TableName
 from sluice.errors import ConfigError, NotFoundError, SourceError, did_you_mean
@@ -87,7 +88,7 @@ class Project:
     @cached_property
     def catalog_url(self) -> str:
         """The catalog's SQLAlchemy URL, relative SQLite paths resolved."""
-        return sqlalchemy_url(self.config.catalog.uri, root=self.root)
+        return sqlalchemy_url(resolve_secrets(self.config.catalog.url), root=self.root)
 
     @cached_property
     def lake(self) -> Lake:

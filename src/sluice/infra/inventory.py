@@ -30,7 +30,7 @@ def declared_resources(config: ProjectConfig, root: Path) -> Declared:
         Resource(
             kind="warehouse", name="warehouse", attributes={"path": str(warehouse(config, root))}
         ),
-        Resource(kind="catalog", name="catalog", attributes={"uri": redact(config.catalog.uri)}),
+        Resource(kind="catalog", name="catalog", attributes={"uri": redact(config.catalog.url)}),
     ]
     tables: set[str] = set()
     all_in: set[str] = set()
@@ -86,7 +86,7 @@ def observe(
     for kind in ("warehouse", "catalog"):
         address = f"{kind}.{kind}"
         have = recorded.get(address) or declared.resources[address]
-        if _exists(have, root=root, recorded=address in recorded):
+        if _exists(have, root=root, recorded=address in recorded, lake=lake):
             found.append(have)
     found.extend(r for r in recorded.values() if r.kind == "job")
     namespaces = {
@@ -94,7 +94,7 @@ def observe(
     }
     tables: dict[str, ObservedTable] = {}
     catalog = None
-    if _exists(declared.resources["catalog.catalog"], root=root, recorded=False):
+    if _exists(declared.resources["catalog.catalog"], root=root, recorded=False, lake=lake):
         catalog = lake.open_catalog()
     existing = {".".join(ns) for ns in catalog.list_namespaces()} if catalog else set()
     for database in sorted(namespaces & existing):
@@ -114,13 +114,13 @@ def observe(
     )
 
 
-def _exists(resource: Resource, *, root: Path, recorded: bool) -> bool:
+def _exists(resource: Resource, *, root: Path, recorded: bool, lake: Lake) -> bool:
     if resource.kind == "warehouse":
         return Path(resource.attributes["path"]).is_dir()
     url = sqlalchemy_url(resource.attributes["uri"], root=root)
     if url.startswith("sqlite:///"):
         return Path(url.removeprefix("sqlite:///")).is_file()
-    return recorded
+    return recorded or lake.catalog_initialized()
 
 
 def _catalog_tables(catalog: Any, database: str, keys: set[str]) -> dict[str, ObservedTable]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,8 +16,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sluice.config import redact
 from sluice.core import Cursor, RawSchema, TableCommit, TableName, WrittenTable
-from sluice.errors import LakeError, NotFoundError, did_you_mean
+from sluice.errors import LakeError, LakeUnavailableError, NotFoundError, did_you_mean
 from sluice.lake.datafiles import data_file, iceberg_schema
 
 if TYPE_CHECKING:
@@ -72,15 +74,39 @@ class TableDescription:
     snapshots: tuple[SnapshotInfo, ...]
 
 
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+CONNECT_TIMEOUT_SECONDS = 10
+
+
 def sqlalchemy_url(uri: str, *, root: Path) -> str:
-    """Resolve a relative ``sqlite:///`` catalog URI against the project root.
+    """The SQLAlchemy URL of a catalog URL: a relative ``sqlite:///`` path resolved against
+    the project root; a PostgreSQL URL driven by psycopg (3), with a connect timeout.
 
     >>> sqlalchemy_url("sqlite:///.sluice/catalog.db", root=Path("/p"))
     'sqlite:////p/.sluice/catalog.db'
+    >>> sqlalchemy_url("postgresql://me@db:5432/lake", root=Path("/p"))
+    'postgresql+psycopg://me@db:5432/lake?connect_timeout=10'
     """
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return f"sqlite:///{root / uri.removeprefix('sqlite:///')}"
+    for scheme in _POSTGRES_SCHEMES:
+        if uri.startswith(scheme):
+            url = "postgresql+psycopg://" + uri.removeprefix(scheme)
+            if "connect_timeout=" not in url:
+                url += f"{'&' if '?' in url else '?'}connect_timeout={CONNECT_TIMEOUT_SECONDS}"
+            return url
     return uri
+
+
+def catalog_unreachable(url: str, exc: Exception) -> LakeUnavailableError:
+    """The error for a catalog database that cannot be reached (password never shown)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return LakeUnavailableError(
+        f"Cannot reach the catalog database at {redact(url)}: "
+        f"{reason[0] if reason else type(exc).__name__}",
+        hint="Start the database server, or fix catalog.url in sluice.yml "
+        "(and the environment variables it references).",
+    )
 
 
 class Lake:
@@ -105,17 +131,24 @@ class Lake:
             Path(self.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True
             )
+        from sqlalchemy.exc import OperationalError
+
         try:
-            return SqlCatalog(
+            catalog = SqlCatalog(
                 "sluice",
                 uri=self.catalog_uri,
                 warehouse=self.warehouse.resolve().as_uri(),
                 **{PY_IO_IMPL: FILE_IO},
             )
+        except OperationalError as exc:
+            raise catalog_unreachable(self.catalog_uri, exc) from exc
         except Exception as exc:
             raise LakeError(
-                f"Cannot open the Iceberg catalog at {self.catalog_uri}: {exc}"
+                f"Cannot open the Iceberg catalog at {redact(self.catalog_uri)}: {exc}"
             ) from exc
+        # A server's pooled connections are closed with the catalog, not left to the GC.
+        weakref.finalize(catalog, catalog.engine.dispose)
+        return catalog
 
     def table_dir(self, table: TableName) -> Path:
         """The folder of a table's data and metadata (pyiceberg's default layout)."""
@@ -409,6 +442,20 @@ class Lake:
     def current_files(self, table: TableName) -> tuple[str, ...]:
         """Data files of the table's current snapshot."""
         return tuple(task.file.file_path for task in self.load(table).scan().plan_files())
+
+    def catalog_initialized(self) -> bool:
+        """True when the catalog database holds the Iceberg catalog's tables (only reads)."""
+        if self.catalog_uri.startswith("sqlite:///"):
+            return self._catalog_exists()
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.catalog_uri, poolclass=sa.pool.NullPool)
+        try:
+            return sa.inspect(engine).has_table("iceberg_tables")
+        except sa.exc.OperationalError as exc:
+            raise catalog_unreachable(self.catalog_uri, exc) from exc
+        finally:
+            engine.dispose()
 
     def _catalog_exists(self) -> bool:
         if self.catalog_uri.startswith("sqlite:////"):
