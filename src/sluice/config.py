@@ -291,9 +291,9 @@ class CrawlerConfig(_Model):
 
     @field_validator("target")
     @classmethod
-    def _known_target(cls, value: str) -> str:
-        if "://" in value and not value.startswith(("file://", "s3://")):
-            raise ValueError("must be a folder or an s3://bucket/prefix URI")
+    def _local_target(cls, value: str) -> str:
+        if "://" in value and not value.startswith("file://"):
+            raise ValueError("is not supported yet: crawl a local folder (s3:// comes later)")
         return value
 
 

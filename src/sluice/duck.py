@@ -16,6 +16,7 @@ _EXTENSION_PACKAGES = {
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
     "mysql_scanner": "duckdb_extension_mysql_scanner",
     "postgres_scanner": "duckdb_extension_postgres_scanner",
+    "httpfs": "duckdb_extension_httpfs",
 }
 
 _NO_DOWNLOADS = {

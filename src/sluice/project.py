@@ -29,6 +29,7 @@ from sluice.jobs.runner import RunEnvironment
 from sluice.jobs.service import JobService
 from sluice.lake.catalog import Lake, TableDescription, TableInfo, sqlalchemy_url
 from sluice.lake.publications import PublicationStore
+from sluice.lake.s3 import is_s3
 from sluice.query.engine import Parameters, QueryEngine, QueryResult
 
 if TYPE_CHECKING:
@@ -81,7 +82,10 @@ class Project:
 
     @property
     def warehouse(self) -> Path:
-        """The folder Iceberg data and metadata are written to."""
+        """The folder Iceberg data and metadata are written to; for an ``s3://`` warehouse,
+        the folder data files are staged in before they are uploaded."""
+        if is_s3(self.config.lake.warehouse):
+            return self.state_dir / "staging"
         path = Path(self.config.lake.warehouse)
         return path if path.is_absolute() else self.root / path
 
@@ -93,10 +97,17 @@ class Project:
     @cached_property
     def lake(self) -> Lake:
         """The Iceberg catalog and warehouse."""
+        lake = self.config.lake
+        s3 = None
+        if is_s3(lake.warehouse):
+            from sluice.lake.s3 import S3Warehouse
+
+            s3 = S3Warehouse(lake.warehouse, endpoint=lake.endpoint, region=lake.region)
         return Lake(
             catalog_uri=self.catalog_url,
             warehouse=self.warehouse,
-            keep_snapshots=self.config.lake.keep_snapshots,
+            keep_snapshots=lake.keep_snapshots,
+            s3=s3,
         )
 
     @cached_property

@@ -253,6 +253,7 @@ def _open_duckdb(run: EtlRun) -> duckdb.DuckDBPyConnection:
     )
     # Lake tables are unordered sets of rows: let DuckDB write Parquet in parallel.
     con.execute("SET preserve_insertion_order = false")
+    run.lake.prepare_duckdb(con)  # an incremental merge reads the current files
     return con
 
 

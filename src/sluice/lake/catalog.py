@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shutil
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -22,8 +23,11 @@ from sluice.errors import LakeError, LakeUnavailableError, NotFoundError, did_yo
 from sluice.lake.datafiles import data_file, iceberg_schema
 
 if TYPE_CHECKING:
+    import duckdb
     from pyiceberg.catalog.sql import SqlCatalog
     from pyiceberg.table import Table
+
+    from sluice.lake.s3 import S3Warehouse
 
 RUN_ID_PROPERTY = "sluice.run-id"
 CURSOR_PROPERTY_PREFIX = "sluice.cursor."
@@ -110,12 +114,24 @@ def catalog_unreachable(url: str, exc: Exception) -> LakeUnavailableError:
 
 
 class Lake:
-    """The project's Iceberg catalog and warehouse."""
+    """The project's Iceberg catalog and warehouse.
 
-    def __init__(self, *, catalog_uri: str, warehouse: Path, keep_snapshots: int = 10) -> None:
+    ``warehouse`` is the local folder data files are written to; with ``s3`` (an ``s3://``
+    warehouse) it is only a staging folder, and commits upload the files to S3.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog_uri: str,
+        warehouse: Path,
+        keep_snapshots: int = 10,
+        s3: S3Warehouse | None = None,
+    ) -> None:
         self.catalog_uri = catalog_uri
         self.warehouse = warehouse
         self.keep_snapshots = keep_snapshots
+        self.s3 = s3
 
     @cached_property
     def catalog(self) -> SqlCatalog:
@@ -137,8 +153,8 @@ class Lake:
             catalog = SqlCatalog(
                 "sluice",
                 uri=self.catalog_uri,
-                warehouse=self.warehouse.resolve().as_uri(),
-                **{PY_IO_IMPL: FILE_IO},
+                warehouse=self.s3.uri if self.s3 else self.warehouse.resolve().as_uri(),
+                **(self.s3.iceberg_properties() if self.s3 else {PY_IO_IMPL: FILE_IO}),
             )
         except OperationalError as exc:
             raise catalog_unreachable(self.catalog_uri, exc) from exc
@@ -151,8 +167,29 @@ class Lake:
         return catalog
 
     def table_dir(self, table: TableName) -> Path:
-        """The folder of a table's data and metadata (pyiceberg's default layout)."""
+        """The local folder of a table's data and metadata (pyiceberg's default layout); for
+        an S3 warehouse, where its data files are staged before they are uploaded."""
         return self.warehouse.resolve() / f"{table.database}.db" / table.name
+
+    def table_location(self, table: TableName) -> str:
+        """The URI of a table's data and metadata: in S3, or ``table_dir``."""
+        if self.s3:
+            return self.s3.location(f"{table.database}.db", table.name)
+        return self.table_dir(table).as_uri()
+
+    def prepare_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Let a DuckDB connection read the warehouse (for S3: httpfs and the credentials)."""
+        if self.s3:
+            from sluice.duck import extension_path
+
+            con.execute(f"LOAD '{extension_path('httpfs')}'")
+            self.s3.attach(con)
+
+    def remove_table_data(self, table: TableName) -> None:
+        """Delete every data and metadata file of a table (staged ones too)."""
+        shutil.rmtree(self.table_dir(table), ignore_errors=True)
+        if self.s3:
+            self.s3.delete_folder(self.table_location(table))
 
     def data_dir(self, table: TableName) -> Path:
         """The folder Parquet data files of a table are written to."""
@@ -283,6 +320,8 @@ class Lake:
 
         ident = (written.table.database, written.table.name)
         properties = {RUN_ID_PROPERTY: run_id, **(extra or {})}
+        if self.s3:
+            written = self._upload(written, self.s3)
         try:
             schema = _schema(written)
             try:
@@ -356,7 +395,19 @@ class Lake:
 
     def _create(self, name: TableName, schema: Any) -> Table:
         return self.catalog.create_table(
-            (name.database, name.name), schema=schema, location=self.table_dir(name).as_uri()
+            (name.database, name.name), schema=schema, location=self.table_location(name)
+        )
+
+    def _upload(self, written: WrittenTable, s3: S3Warehouse) -> WrittenTable:
+        """Upload the staged files to the table's S3 data folder; the same table, read there."""
+        folder = f"{self.table_location(written.table)}/data"
+        moved = {path: f"{folder}/{Path(path).name}" for path in written.files}
+        for path, uri in moved.items():
+            s3.upload(Path(path), uri)
+        return replace(
+            written,
+            files=tuple(moved.values()),
+            footers=tuple(replace(f, path=moved.get(f.path, f.path)) for f in written.footers),
         )
 
     def remove_unreferenced(
@@ -373,9 +424,17 @@ class Lake:
         keep = keep_runs
         removed = []
         for path in self.data_dir(table).glob("jr_*.parquet"):
-            if path.stem not in keep and path.stat().st_mtime < older_than:
+            staged = self.s3 is not None  # uploaded when committed: no reader uses it here
+            if (staged or path.stem not in keep) and path.stat().st_mtime < older_than:
                 path.unlink(missing_ok=True)
                 removed.append(str(path))
+        if self.s3:
+            for uri, modified in self.s3.files(f"{self.table_location(table)}/data"):
+                name = uri.rsplit("/", 1)[-1]
+                run = name.removesuffix(".parquet")
+                if name.startswith("jr_") and run not in keep and modified < older_than:
+                    self.s3.delete(uri)
+                    removed.append(uri)
         return removed
 
     def load(self, table: TableName) -> Table:
