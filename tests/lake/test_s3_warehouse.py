@@ -174,3 +174,63 @@ def test_a_missing_bucket_or_missing_credentials_say_what_to_do(
     ]
     with pytest.raises(ConfigError, match="AWS_SECRET_ACCESS_KEY"):
         Project.open(tmp_path).plan()
+
+
+@pytest.mark.servers
+def test_two_projects_on_one_postgres_catalog_and_one_bucket_share_their_tables(
+    tmp_path: Path,
+    source_db: Callable[[int], Path],
+    s3_endpoint: str,
+    bucket: str,
+    catalog_url: str,
+) -> None:
+    writer = new_project(tmp_path / "a", source_db(1))
+    config = writer.root / "sluice.yml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "url: sqlite:///.sluice/catalog.db", f"url: {catalog_url}"
+        ),
+        encoding="utf-8",
+    )
+    writer = on_s3(writer, f"s3://{bucket}/shared", s3_endpoint)
+    assert writer.run_job("etl").state == "SUCCEEDED"
+
+    reader = tmp_path / "b"
+    reader.mkdir()
+    (reader / "sluice.yml").write_text(
+        f"name: analysts\ncatalog:\n  url: {catalog_url}\n"
+        f"lake:\n  warehouse: s3://{bucket}/shared\n  endpoint: {s3_endpoint}\n",
+        encoding="utf-8",
+    )
+    queried = sluice_cli(
+        "query",
+        "run",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n, round(sum(orderAmount), 2) AS total FROM fact_orders",
+        cwd=reader,
+    )
+    assert queried.returncode == 0, queried.stderr
+    totals = source_totals(writer)
+    assert queried.stdout.split() == ["n,total", f"{totals['n']},{totals['total']}"]
+    assert not (reader / "warehouse").exists()
+
+
+def test_a_retried_run_reuses_the_tables_it_uploaded(
+    tmp_path: Path, source_db: Callable[[int], Path], s3_endpoint: str, bucket: str
+) -> None:
+    project = on_s3(new_project(tmp_path, source_db(1)), f"s3://{bucket}/wh", s3_endpoint)
+    late = project.root / "models" / "zz_late.sql"
+    late.write_text("SELECT count(*) AS n, no_such_column FROM gold.fact_orders\n")
+    failed = project.run_job("etl")
+    assert failed.state == "FAILED"
+    orders = objects(s3_endpoint, bucket, "wh/raw.db/orders/data/")
+    assert orders == [f"wh/raw.db/orders/data/{failed.run_id}.parquet"]
+
+    late.write_text("SELECT count(*) AS n FROM gold.fact_orders\n")
+    resumed = Project.open(project.root).jobs.retry("etl", failed.run_id, wait=True)
+    assert resumed.state == "SUCCEEDED", resumed.error
+    assert "raw.orders" in resumed.report["reused"]
+    assert objects(s3_endpoint, bucket, "wh/raw.db/orders/data/") == orders
+    n = Project.open(project.root).query("SELECT n FROM zz_late").table.to_pylist()[0]["n"]
+    assert n == source_totals(project)["n"]

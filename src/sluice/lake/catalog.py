@@ -185,6 +185,13 @@ class Lake:
             con.execute(f"LOAD '{extension_path('httpfs')}'")
             self.s3.attach(con)
 
+    def files_exist(self, paths: Sequence[str]) -> bool:
+        """True when every data file (a local path, or an object of an S3 warehouse) exists."""
+        remote = [p for p in paths if p.startswith("s3://")]
+        if remote and (self.s3 is None or not self.s3.exist(remote)):
+            return False
+        return all(Path(p).is_file() for p in paths if not p.startswith("s3://"))
+
     def remove_table_data(self, table: TableName) -> None:
         """Delete every data and metadata file of a table (staged ones too)."""
         shutil.rmtree(self.table_dir(table), ignore_errors=True)

@@ -147,6 +147,13 @@ class S3Warehouse:
             if info.type == FileType.File
         ]
 
+    def exist(self, uris: list[str]) -> bool:
+        """True when every one of the objects exists."""
+        from pyarrow.fs import FileType
+
+        infos = self.filesystem.get_file_info([_key(uri) for uri in uris])
+        return all(info.type == FileType.File for info in infos)
+
     def delete(self, uri: str) -> None:
         """Delete one object."""
         self.filesystem.delete_file(_key(uri))
