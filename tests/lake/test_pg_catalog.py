@@ -4,9 +4,7 @@ afterwards."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -16,6 +14,7 @@ import pytest
 from sluice.errors import LakeUnavailableError
 from sluice.project import Project
 from tests.conftest import new_project, server_url, sluice_cli
+from tests.jobs.helpers import lake_totals, source_totals
 from tests.lake.conftest import PASSWORD_VAR
 
 pytestmark = pytest.mark.servers
@@ -31,15 +30,6 @@ def on_catalog(project: Project, url: str) -> Project:
     return Project.open(project.root)
 
 
-def source_total(project: Project) -> tuple[int, float]:
-    source = project.config.sources["classicmodels"].url.removeprefix("sqlite:///")
-    with sqlite3.connect(source) as con:
-        count, total = con.execute(
-            "SELECT count(*), round(sum(quantityOrdered * priceEach), 2) FROM orderdetails"
-        ).fetchone()
-    return int(count), Decimal(str(total))
-
-
 def test_a_job_run_and_queries_use_the_postgres_catalog(
     tmp_path: Path, source_db: Callable[[int], Path], catalog_url: str
 ) -> None:
@@ -48,11 +38,7 @@ def test_a_job_run_and_queries_use_the_postgres_catalog(
     assert run.state == "SUCCEEDED", run.error
     assert not (project.state_dir / "catalog.db").exists()
 
-    count, total = source_total(project)
-    result = Project.open(project.root).query(
-        "SELECT count(*) AS n, round(sum(orderAmount), 2) AS total FROM fact_orders"
-    )
-    assert result.table.to_pylist() == [{"n": count, "total": total}]
+    assert lake_totals(Project.open(project.root)) == source_totals(project)
 
     base = server_url("SLUICE_TEST_POSTGRES_URL")
     database = catalog_url.rsplit("/", 1)[1]
@@ -92,9 +78,7 @@ def test_two_projects_sharing_the_catalog_see_each_others_tables(
             "fact_orders",
         )
     }
-    count, total = source_total(writer)
-    result = shared.query("SELECT count(*) AS n, round(sum(orderAmount), 2) AS t FROM fact_orders")
-    assert result.table.to_pylist() == [{"n": count, "t": total}]
+    assert lake_totals(shared) == source_totals(writer)
 
 
 def test_plan_apply_destroy_and_crawl_on_the_postgres_catalog(
