@@ -273,7 +273,8 @@ class ServeConfig(_Model):
 
 
 class CrawlerConfig(_Model):
-    """A crawler, as in Glue: registers the datasets under ``target`` as tables of ``database``.
+    """A crawler, as in Glue: registers the datasets under ``target`` (a folder, or an
+    ``s3://bucket/prefix`` when the warehouse is in S3) as tables of ``database``.
 
     ``update_behavior``: a file with new columns evolves the table (UPDATE_IN_DATABASE) or is
     left out and reported (LOG). ``delete_behavior``: a table whose folder is gone is dropped
@@ -291,9 +292,9 @@ class CrawlerConfig(_Model):
 
     @field_validator("target")
     @classmethod
-    def _local_target(cls, value: str) -> str:
-        if "://" in value and not value.startswith("file://"):
-            raise ValueError("is not supported yet: crawl a local folder (s3:// comes later)")
+    def _known_target(cls, value: str) -> str:
+        if "://" in value and not value.startswith(("file://", "s3://")):
+            raise ValueError("must be a folder or an s3://bucket/prefix URI")
         return value
 
 

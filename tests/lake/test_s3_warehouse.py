@@ -1,5 +1,6 @@
 """An ``s3://`` warehouse against a real S3 server on the loopback: job runs, queries,
-plan/apply/destroy, credentials that never reach a file, and the errors a user meets.
+plan/apply/destroy, crawls of an ``s3://`` prefix, credentials that never reach a file, and
+the errors a user meets.
 
 The server is moto's, in server mode (``ThreadedMotoServer``): S3's HTTP API on 127.0.0.1,
 spoken to by pyarrow, pyiceberg and DuckDB's httpfs exactly as they speak to AWS. It is the
@@ -14,9 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
+import duckdb
 import pytest
 from moto.server import ThreadedMotoServer
 
+from sluice.core import TableName
 from sluice.errors import ConfigError, LakeError
 from sluice.project import Project
 from tests.conftest import new_project, sluice_cli
@@ -221,3 +224,64 @@ def test_a_retried_run_reuses_the_tables_it_uploaded(
     assert objects(s3_endpoint, bucket, "wh/raw.db/orders/data/") == orders
     n = Project.open(project.root).query("SELECT n FROM zz_late").table.to_pylist()[0]["n"]
     assert n == source_totals(project)[0]
+
+
+def test_a_crawler_registers_what_lands_under_an_s3_prefix(
+    tmp_path: Path, s3_endpoint: str, bucket: str
+) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "sluice.yml").write_text(
+        f"name: lab\nlake:\n  warehouse: s3://{bucket}/wh\n  endpoint: {s3_endpoint}\n"
+        f"crawlers:\n  landing:\n    target: s3://{bucket}/landing/\n    database: landing\n",
+        encoding="utf-8",
+    )
+    s3 = client(s3_endpoint)
+
+    def land(key: str, sql: str, options: str = "FORMAT parquet") -> None:
+        local = tmp_path / "files" / key.replace("/", "_")
+        local.parent.mkdir(exist_ok=True)
+        duckdb.sql(f"COPY ({sql}) TO '{local}' ({options})")
+        s3.put_object(Bucket=bucket, Key=f"landing/{key}", Body=local.read_bytes())  # type: ignore[attr-defined]
+
+    land("sales/year=2004/part-0.parquet", "SELECT i AS id, i * 2 AS amount FROM range(1, 11) t(i)")
+    land("sales/year=2005/part-0.parquet", "SELECT i AS id, i * 2 AS amount FROM range(1, 4) t(i)")
+    land(
+        "customers.csv",
+        "SELECT * FROM (VALUES (1, 'Paris'), (2, 'NYC')) t(id, city)",
+        "FORMAT csv, HEADER",
+    )
+    s3.put_object(Bucket=bucket, Key="landing/sales/_SUCCESS", Body=b"")  # type: ignore[attr-defined]
+    s3.put_object(Bucket=bucket, Key="landing/notes.txt", Body=b"what lands here\n")  # type: ignore[attr-defined]
+
+    report = Project.open(root).crawl("landing")
+    assert {str(c.table): c.action for c in report.tables} == {
+        "landing.customers": "created",
+        "landing.sales": "created",
+    }
+    assert [issue.path for issue in report.skipped] == [f"s3://{bucket}/landing/notes.txt"]
+
+    def rows(sql: str) -> list[tuple[object, ...]]:
+        table = Project.open(root).query(sql, database="landing").table
+        return [tuple(row.values()) for row in table.to_pylist()]
+
+    by_year = "SELECT year, count(*), sum(amount) FROM sales GROUP BY year ORDER BY year"
+    assert rows(by_year) == [(2004, 10, 110), (2005, 3, 12)]
+    assert rows("SELECT city FROM customers ORDER BY id") == [("Paris",), ("NYC",)]
+    sales = Project.open(root).lake.current_files(TableName("landing", "sales"))
+    assert sorted(sales) == [
+        f"s3://{bucket}/landing/sales/year=2004/part-0.parquet",
+        f"s3://{bucket}/landing/sales/year=2005/part-0.parquet",
+    ]
+    copies = objects(s3_endpoint, bucket, "wh/landing.db/customers/data/")
+    assert len(copies) == 1 and copies[0].endswith(".parquet")
+
+    again = Project.open(root).crawl("landing")
+    assert {c.action for c in again.tables} == {"unchanged"}
+    s3.delete_object(Bucket=bucket, Key="landing/sales/year=2005/part-0.parquet")  # type: ignore[attr-defined]
+    third = Project.open(root).crawl("landing")
+    assert {str(c.table): c.files_removed for c in third.tables} == {
+        "landing.customers": 0,
+        "landing.sales": 1,
+    }
+    assert rows(by_year) == [(2004, 10, 110)]

@@ -185,6 +185,16 @@ class Lake:
             con.execute(f"LOAD '{extension_path('httpfs')}'")
             self.s3.attach(con)
 
+    def store_file(self, table: TableName, local: Path) -> str:
+        """Where readers find a file written below the table's ``data_dir``: the file itself,
+        or, for an S3 warehouse, its uploaded copy in the table's S3 data folder."""
+        if not self.s3:
+            return str(local)
+        relative = local.relative_to(self.data_dir(table)).as_posix()
+        uri = f"{self.table_location(table)}/data/{relative}"
+        self.s3.upload(local, uri)
+        return uri
+
     def files_exist(self, paths: Sequence[str]) -> bool:
         """True when every data file (a local path, or an object of an S3 warehouse) exists."""
         remote = [p for p in paths if p.startswith("s3://")]
@@ -407,10 +417,7 @@ class Lake:
 
     def _upload(self, written: WrittenTable, s3: S3Warehouse) -> WrittenTable:
         """Upload the staged files to the table's S3 data folder; the same table, read there."""
-        folder = f"{self.table_location(written.table)}/data"
-        moved = {path: f"{folder}/{Path(path).name}" for path in written.files}
-        for path, uri in moved.items():
-            s3.upload(Path(path), uri)
+        moved = {path: self.store_file(written.table, Path(path)) for path in written.files}
         return replace(
             written,
             files=tuple(moved.values()),
@@ -436,10 +443,10 @@ class Lake:
                 path.unlink(missing_ok=True)
                 removed.append(str(path))
         if self.s3:
-            for uri, modified in self.s3.files(f"{self.table_location(table)}/data"):
+            for uri, _, modified_ns in self.s3.files(f"{self.table_location(table)}/data"):
                 name = uri.rsplit("/", 1)[-1]
                 run = name.removesuffix(".parquet")
-                if name.startswith("jr_") and run not in keep and modified < older_than:
+                if name.startswith("jr_") and run not in keep and modified_ns / 1e9 < older_than:
                     self.s3.delete(uri)
                     removed.append(uri)
         return removed

@@ -135,14 +135,17 @@ class S3Warehouse:
         except OSError as exc:
             raise self.unreachable(exc) from exc
 
-    def files(self, uri: str) -> list[tuple[str, float]]:
-        """Every object below ``uri`` (a folder), with its modification time (POSIX)."""
+    def files(self, uri: str) -> list[tuple[str, int, int]]:
+        """Every object below ``uri`` (a folder): its URI, size and modification time (ns)."""
         from pyarrow.fs import FileSelector, FileType
 
         selector = FileSelector(_key(uri), recursive=True, allow_not_found=True)
-        infos = self.filesystem.get_file_info(selector)
+        try:
+            infos = self.filesystem.get_file_info(selector)
+        except OSError as exc:
+            raise self.unreachable(exc) from exc
         return [
-            (f"s3://{info.path}", info.mtime.timestamp() if info.mtime else 0.0)
+            (f"s3://{info.path}", info.size or 0, info.mtime_ns or 0)
             for info in infos
             if info.type == FileType.File
         ]
@@ -184,7 +187,6 @@ class S3Warehouse:
             f"KEY_ID {quote_literal(key)}",
             f"SECRET {quote_literal(secret)}",
             f"REGION {quote_literal(self.region)}",
-            f"SCOPE {quote_literal(f's3://{self.bucket}')}",
         ]
         if token:
             options.append(f"SESSION_TOKEN {quote_literal(token)}")
