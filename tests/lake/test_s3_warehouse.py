@@ -65,6 +65,13 @@ def objects(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
     return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
 
+def project_file(folder: Path, text: str) -> Path:
+    """A new project folder holding ``text`` as its sluice.yml."""
+    folder.mkdir(parents=True)
+    (folder / "sluice.yml").write_text(text, encoding="utf-8")
+    return folder
+
+
 def on_s3(project: Project, warehouse: str, endpoint: str) -> Project:
     """The project with its lake in ``warehouse`` on the server at ``endpoint``."""
     path = project.root / "sluice.yml"
@@ -185,12 +192,10 @@ def test_two_projects_on_one_postgres_catalog_and_one_bucket_share_their_tables(
     writer = on_s3(writer, f"s3://{bucket}/shared", s3_endpoint)
     assert writer.run_job("etl").state == "SUCCEEDED"
 
-    reader = tmp_path / "b"
-    reader.mkdir()
-    (reader / "sluice.yml").write_text(
+    reader = project_file(
+        tmp_path / "b",
         f"name: analysts\ncatalog:\n  url: {catalog_url}\n"
         f"lake:\n  warehouse: s3://{bucket}/shared\n  endpoint: {s3_endpoint}\n",
-        encoding="utf-8",
     )
     queried = sluice_cli(
         "query",
@@ -229,12 +234,10 @@ def test_a_retried_run_reuses_the_tables_it_uploaded(
 def test_a_crawler_registers_what_lands_under_an_s3_prefix(
     tmp_path: Path, s3_endpoint: str, bucket: str
 ) -> None:
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "sluice.yml").write_text(
+    root = project_file(
+        tmp_path / "p",
         f"name: lab\nlake:\n  warehouse: s3://{bucket}/wh\n  endpoint: {s3_endpoint}\n"
         f"crawlers:\n  landing:\n    target: s3://{bucket}/landing/\n    database: landing\n",
-        encoding="utf-8",
     )
     s3 = client(s3_endpoint)
 
