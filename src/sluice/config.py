@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sluice.errors import ConfigError, ProjectNotFoundError
 
@@ -34,16 +34,46 @@ class SourceConfig(_Model):
 
 
 class LakeConfig(_Model):
-    """Where table data and metadata live: a folder (relative to the project) or a URI."""
+    """Where table data and metadata live: a folder (relative to the project) or an
+    ``s3://bucket/prefix`` URI.
+
+    For S3, ``endpoint`` names an S3-compatible server (default: AWS) and ``region`` its
+    region; credentials come from the environment (``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``), never from this file.
+    """
 
     warehouse: str = "warehouse"
+    endpoint: str | None = None
+    region: str | None = None
     keep_snapshots: Annotated[int, Field(ge=1)] = 10
+
+    @field_validator("warehouse")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if "://" in value and not value.startswith(("file://", "s3://")):
+            raise ValueError("must be a folder or an s3://bucket/prefix URI")
+        if value.startswith("s3://") and not value.removeprefix("s3://").split("/")[0]:
+            raise ValueError("names no bucket; write s3://bucket/prefix")
+        return value
 
 
 class CatalogConfig(_Model):
-    """The Iceberg SQL catalog; by default a SQLite file in ``.sluice/``."""
+    """The Iceberg SQL catalog, by URL: a SQLite file (default, in ``.sluice/``) or a
+    PostgreSQL database shared by several projects (``postgresql://user:${env:PW}@host/db``).
 
-    uri: str = "sqlite:///.sluice/catalog.db"
+    ``uri`` is accepted as the key's former name.
+    """
+
+    url: Annotated[str, Field(validation_alias=AliasChoices("url", "uri"))] = (
+        "sqlite:///.sluice/catalog.db"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
 
 
 class ReconcileCheck(_Model):
@@ -259,7 +289,8 @@ class ServeConfig(_Model):
 
 
 class CrawlerConfig(_Model):
-    """A crawler, as in Glue: registers the datasets under ``target`` as tables of ``database``.
+    """A crawler, as in Glue: registers the datasets under ``target`` (a folder, or an
+    ``s3://bucket/prefix`` when the warehouse is in S3) as tables of ``database``.
 
     ``update_behavior``: a file with new columns evolves the table (UPDATE_IN_DATABASE) or is
     left out and reported (LOG). ``delete_behavior``: a table whose folder is gone is dropped
@@ -277,9 +308,9 @@ class CrawlerConfig(_Model):
 
     @field_validator("target")
     @classmethod
-    def _local_target(cls, value: str) -> str:
-        if "://" in value and not value.startswith("file://"):
-            raise ValueError("is not supported yet: crawl a local folder (s3:// comes later)")
+    def _known_target(cls, value: str) -> str:
+        if "://" in value and not value.startswith(("file://", "s3://")):
+            raise ValueError("must be a folder or an s3://bucket/prefix URI")
         return value
 
 

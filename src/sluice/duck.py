@@ -16,6 +16,7 @@ _EXTENSION_PACKAGES = {
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
     "mysql_scanner": "duckdb_extension_mysql_scanner",
     "postgres_scanner": "duckdb_extension_postgres_scanner",
+    "httpfs": "duckdb_extension_httpfs",
 }
 
 # DuckDB dictionary-encodes a Parquet column chunk until it holds this many distinct values.

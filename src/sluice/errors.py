@@ -87,6 +87,10 @@ class LakeError(SluiceError):
     code = "lake_error"
 
 
+class LakeUnavailableError(TransientError, LakeError):
+    """The catalog database or the object store cannot be reached."""
+
+
 class TransformError(SluiceError):
     """A model is invalid or failed to build."""
 

@@ -21,6 +21,7 @@ from sluice.config import (
     find_project_root,
     json_schema,
     load_config,
+    resolve_secrets,
 )
 from sluice.core import TableName
 from sluice.errors import ConfigError, NotFoundError, SourceError, did_you_mean
@@ -28,6 +29,7 @@ from sluice.jobs.runner import RunEnvironment
 from sluice.jobs.service import JobService
 from sluice.lake.catalog import Lake, TableDescription, TableInfo, sqlalchemy_url
 from sluice.lake.publications import PublicationStore
+from sluice.lake.s3 import is_s3
 from sluice.query.engine import Parameters, QueryEngine, QueryResult
 
 if TYPE_CHECKING:
@@ -81,22 +83,32 @@ class Project:
 
     @property
     def warehouse(self) -> Path:
-        """The folder Iceberg data and metadata are written to."""
+        """The folder Iceberg data and metadata are written to; for an ``s3://`` warehouse,
+        the folder data files are staged in before they are uploaded."""
+        if is_s3(self.config.lake.warehouse):
+            return self.state_dir / "staging"
         path = Path(self.config.lake.warehouse)
         return path if path.is_absolute() else self.root / path
 
     @cached_property
     def catalog_url(self) -> str:
         """The catalog's SQLAlchemy URL, relative SQLite paths resolved."""
-        return sqlalchemy_url(self.config.catalog.uri, root=self.root)
+        return sqlalchemy_url(resolve_secrets(self.config.catalog.url), root=self.root)
 
     @cached_property
     def lake(self) -> Lake:
         """The Iceberg catalog and warehouse."""
+        lake = self.config.lake
+        s3 = None
+        if is_s3(lake.warehouse):
+            from sluice.lake.s3 import S3Warehouse
+
+            s3 = S3Warehouse(lake.warehouse, endpoint=lake.endpoint, region=lake.region)
         return Lake(
             catalog_uri=self.catalog_url,
             warehouse=self.warehouse,
-            keep_snapshots=self.config.lake.keep_snapshots,
+            keep_snapshots=lake.keep_snapshots,
+            s3=s3,
         )
 
     @cached_property

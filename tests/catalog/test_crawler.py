@@ -445,17 +445,25 @@ def test_a_table_the_crawler_did_not_make_is_left_alone(tmp_path: Path) -> None:
     assert (landing / "sales").is_dir()
 
 
-def test_s3_targets_and_unknown_crawlers_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+def test_s3_targets_off_an_s3_lake_and_unknown_crawlers_are_refused_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
     root = tmp_path / "p"
     make_project(root)
+    (root / "sluice.yml").write_text(
+        "name: lab\ncrawlers:\n  landing:\n    target: gs://bucket/landing\n    database: landing\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        ConfigError, match=r"line 4: 'crawlers.landing.target' must be a folder or an s3://"
+    ):
+        Project.open(root)
     (root / "sluice.yml").write_text(
         "name: lab\ncrawlers:\n  landing:\n    target: s3://bucket/landing\n    database: landing\n",
         encoding="utf-8",
     )
-    with pytest.raises(
-        ConfigError, match=r"line 4: 'crawlers.landing.target' is not supported yet"
-    ):
-        Project.open(root)
+    with pytest.raises(ConfigError, match=r"target s3://bucket/landing is in S3, but the lake is"):
+        Project.open(root).crawl("landing")
     project = make_project(tmp_path / "q")
     with pytest.raises(NotFoundError, match=r"Crawler 'landig' is not declared.*'landing'"):
         project.crawl("landig")

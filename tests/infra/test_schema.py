@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sluice.config import SCHEMA_COMMENT, SCHEMA_FILE
+import pytest
+
+from sluice.config import SCHEMA_COMMENT, SCHEMA_FILE, ProjectConfig, json_schema
+from sluice.errors import ConfigError
 from sluice.project import Project
 from tests.conftest import sluice_cli
 
@@ -57,3 +60,34 @@ def test_init_again_leaves_the_project_as_it_is_and_restores_the_schema(project:
     assert {k: v for k, v in after.items() if k != SCHEMA_FILE} == {
         k: v for k, v in before.items() if k != SCHEMA_FILE
     }
+
+
+def test_the_schema_declares_the_scaled_out_lake_and_catalog() -> None:
+    defs = json_schema()["$defs"]
+    assert set(defs["LakeConfig"]["properties"]) == {
+        "warehouse",
+        "endpoint",
+        "region",
+        "keep_snapshots",
+    }
+    assert defs["CatalogConfig"]["properties"]["url"]["default"] == "sqlite:///.sluice/catalog.db"
+
+
+def test_the_catalog_url_is_also_read_under_its_former_key_and_bad_schemes_are_refused(
+    tmp_path: Path,
+) -> None:
+    config = ProjectConfig.model_validate(
+        {"name": "x", "catalog": {"uri": "postgresql://me@db/lake"}}
+    )
+    assert config.catalog.url == "postgresql://me@db/lake"
+    assert ProjectConfig.model_validate({"name": "x", "lake": {"warehouse": "s3://b/p"}})
+    (tmp_path / "sluice.yml").write_text(
+        "name: x\nlake:\n  warehouse: gs://bucket/wh\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=r"line 3: 'lake\.warehouse' must be a folder or an s3"):
+        Project.open(tmp_path)
+    (tmp_path / "sluice.yml").write_text(
+        "name: x\ncatalog:\n  url: mysql://root@db/lake\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=r"'catalog\.url' must be a sqlite:/// or postgresql://"):
+        Project.open(tmp_path)

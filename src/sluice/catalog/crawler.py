@@ -28,12 +28,14 @@ from sluice import duck
 from sluice.catalog.datasets import (
     Dataset,
     FileIssue,
+    Listed,
     Partition,
     SourceFile,
     UnreadableFileError,
     converted_sql,
     discover,
     file_columns,
+    local_files,
     partition_of,
     partition_types,
     partition_value,
@@ -43,6 +45,7 @@ from sluice.core import TableCommit, TableName
 from sluice.errors import ConfigError
 from sluice.lake.datafiles import iceberg_type, read_footer
 from sluice.lake.register import FileToAdd, current_commit, register_files
+from sluice.lake.s3 import is_s3
 
 if TYPE_CHECKING:
     import duckdb
@@ -125,14 +128,15 @@ def crawl(
     dry_run: bool = False,
 ) -> CrawlReport:
     """Register the datasets under the crawler's target as tables; ``dry_run`` changes nothing."""
-    target = _target(name, config, root)
-    datasets, skipped = discover(target, config.database)
+    target, listed = _target(name, config, root, lake)
+    datasets, skipped = discover(target, listed, config.database)
     owned = _owned_tables(lake, config.database, name)
     conflicts: list[FileIssue] = []
     changes: list[TableChange] = []
     commits: dict[TableName, TableCommit] = {}
     crawl_id = "cr_" + secrets.token_hex(16)
     con = duck.connect(threads=2)
+    lake.prepare_duckdb(con)
     try:
         if not dry_run:
             lake.ensure_database(config.database)
@@ -141,7 +145,7 @@ def crawl(
             if existing is None and dataset.table.name in _other_tables(lake, config.database):
                 conflicts.append(
                     FileIssue(
-                        str(dataset.source),
+                        dataset.source,
                         f"{dataset.table} exists and was not made by crawler {name}",
                     )
                 )
@@ -198,7 +202,26 @@ def crawl(
     )
 
 
-def _target(name: str, config: CrawlerConfig, root: Path) -> Path:
+def _target(name: str, config: CrawlerConfig, root: Path, lake: Lake) -> tuple[str, list[Listed]]:
+    """The crawler's target (a folder, or an ``s3://`` prefix) and every file below it."""
+    if is_s3(config.target):
+        uri = config.target.rstrip("/")
+        if lake.s3 is None:
+            raise ConfigError(
+                f"crawlers.{name}.target {uri} is in S3, but the lake is not.",
+                hint="Set lake.warehouse to an s3:// URI: the crawler reaches the target with "
+                "its endpoint, region and credentials.",
+            )
+        listed = [
+            Listed(location, tuple(location[len(uri) + 1 :].split("/")), size, mtime_ns)
+            for location, size, mtime_ns in lake.s3.files(uri)
+        ]
+        if not listed:
+            raise ConfigError(
+                f"crawlers.{name}.target: {uri} holds no objects.",
+                hint="Upload files there, or fix the URI in sluice.yml.",
+            )
+        return uri, listed
     raw = config.target.removeprefix("file://")
     target = Path(raw) if Path(raw).is_absolute() else root / raw
     if not target.is_dir():
@@ -206,7 +229,7 @@ def _target(name: str, config: CrawlerConfig, root: Path) -> Path:
             f"crawlers.{name}.target: {target} is not a folder.",
             hint="Create it, or fix the path in sluice.yml.",
         )
-    return target
+    return str(target), local_files(target)
 
 
 def _owned_tables(lake: Lake, database: str, crawler: str) -> dict[str, Table]:
@@ -265,27 +288,27 @@ def _plan(
         if file.keys != plan.partition_columns:
             conflicts.append(
                 FileIssue(
-                    str(file.path),
+                    file.path,
                     f"partition folders ({', '.join(file.keys) or 'none'}) differ from "
                     f"{dataset.table}'s ({', '.join(plan.partition_columns) or 'none'})",
                 )
             )
             continue
-        present.add(str(file.path))
-        entry = plan.sources.pop(str(file.path), None)
+        present.add(file.path)
+        entry = plan.sources.pop(file.path, None)
         if entry and entry[1] in registered:
             if entry[0] == file.fingerprint():
-                plan.sources[str(file.path)] = entry
+                plan.sources[file.path] = entry
                 continue
             plan.remove.append(entry[1])
         try:
             columns = file_columns(con, file)
         except UnreadableFileError as exc:
-            skipped.append(FileIssue(str(file.path), str(exc)))
+            skipped.append(FileIssue(file.path, str(exc)))
             continue
         problem = _schema_problem(columns, plan, dataset.table)
         if problem:
-            conflicts.append(FileIssue(str(file.path), problem))
+            conflicts.append(FileIssue(file.path, problem))
             continue
         new = [(n, t) for n, t in columns if n not in plan.columns]
         if new and existing is not None and config.update_behavior == "LOG":
@@ -293,7 +316,7 @@ def _plan(
             plan.columns_logged.extend(n for n in names if n not in plan.columns_logged)
             skipped.append(
                 FileIssue(
-                    str(file.path),
+                    file.path,
                     f"adds columns {', '.join(names)}; update_behavior LOG leaves "
                     f"{dataset.table} as it is",
                 )
@@ -334,7 +357,7 @@ def _check_partitions(
     would change the type the query engine reads an existing table's column as."""
     if not plan.partition_columns:
         return
-    live = {partition_of(Path(source), plan.dataset.source) for source in plan.sources}
+    live = {partition_of(source, plan.dataset.source) for source in plan.sources}
     new = {f.partition for f in plan.add} - live
     with tempfile.TemporaryDirectory(prefix="sluice-crawl-") as scratch:
         if plan.existing is None:
@@ -350,9 +373,7 @@ def _check_partitions(
     for file in plan.add:
         if file.partition in misfits:
             conflicts.append(
-                FileIssue(
-                    str(file.path), f"partition {_folders(file.partition)} does not fit {types}"
-                )
+                FileIssue(file.path, f"partition {_folders(file.partition)} does not fit {types}")
             )
     plan.add = [f for f in plan.add if f.partition not in misfits]
     plan.new_partitions = {_folders(f.partition) for f in plan.add} - {_folders(p) for p in live}
@@ -381,12 +402,13 @@ def _apply(
             adds = []
             for file in plan.add:
                 if file.format == "parquet":
-                    path = file.path
-                    plan.sources[str(path)] = [file.fingerprint(), str(path)]
+                    footer = read_footer(con, file.path, file_size=file.size)
                 else:
                     path = _convert(con, file, plan, lake)
                     written.append(path)
-                footer = read_footer(con, path)
+                    footer = read_footer(con, path)
+                    footer = dataclasses.replace(footer, path=lake.store_file(table, path))
+                plan.sources[file.path] = [file.fingerprint(), footer.path]
                 rows += footer.rows
                 values = tuple(
                     partition_value(con, v, plan.partition_types[k]) for k, v in file.partition
@@ -401,7 +423,7 @@ def _apply(
                 remove=plan.remove,
                 properties={
                     CRAWLER_PROPERTY: crawler,
-                    SOURCE_PROPERTY: str(plan.dataset.source),
+                    SOURCE_PROPERTY: plan.dataset.source,
                     FILES_PROPERTY: json.dumps(plan.sources, sort_keys=True),
                     PARTITION_TYPES_PROPERTY: json.dumps(plan.partition_types),
                 },
@@ -426,19 +448,19 @@ def _apply(
 
 
 def _convert(con: duckdb.DuckDBPyConnection, file: SourceFile, plan: _Plan, lake: Lake) -> Path:
-    """Write a CSV or JSON file's rows once as Parquet in the table's data folder."""
+    """Write a CSV or JSON file's rows once as Parquet in the table's data folder (for an S3
+    warehouse: its staging folder, uploaded by the caller)."""
     fingerprint = file.fingerprint()
     digest = hashlib.sha1(f"{file.path}\0{fingerprint}".encode()).hexdigest()[:16]
     folder = lake.data_dir(plan.dataset.table).joinpath(*(f"{k}={v}" for k, v in file.partition))
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{file.path.stem}-{digest}.parquet"
+    path = folder / f"{file.stem}-{digest}.parquet"
     temp = folder / f".{path.name}.tmp"
     con.execute(
         f"COPY ({converted_sql(con, file)}) TO {duck.quote_literal(str(temp))} "
         "(FORMAT parquet, COMPRESSION snappy)"
     )
     os.replace(temp, path)
-    plan.sources[str(file.path)] = [fingerprint, str(path)]
     return path
 
 
@@ -499,7 +521,7 @@ def _unregister_missing(
 ) -> int:
     """Stop ``table`` reading files that no longer exist; how many there were."""
     live = [task.file.file_path for task in table.scan().plan_files()]
-    missing = [path for path in live if not Path(path).exists()]
+    missing = [path for path in live if not lake.files_exist([path])]
     if missing and not dry_run:
         sources = json.loads(table.properties.get(FILES_PROPERTY, "{}"))
         kept = {source: entry for source, entry in sources.items() if entry[1] not in missing}

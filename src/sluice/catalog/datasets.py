@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from sluice.core import TableName
@@ -41,22 +41,40 @@ class FileIssue:
 
 
 @dataclass(frozen=True)
-class SourceFile:
-    """A data file under the target, its format and its Hive partition values."""
+class Listed:
+    """A file under a crawler's target: where it is, its path below the target, its size and
+    modification time (nanoseconds)."""
 
-    path: Path
+    location: str
+    parts: tuple[str, ...]
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A data file under the target (a path, or an ``s3://`` URI), its format, its Hive
+    partition values, and its size and modification time when it was listed."""
+
+    path: str
     format: str
     partition: Partition
+    size: int
+    mtime_ns: int
 
     @property
     def keys(self) -> tuple[str, ...]:
         """The partition keys, outermost first."""
         return tuple(key for key, _ in self.partition)
 
+    @property
+    def stem(self) -> str:
+        """The file's name without its extension."""
+        return PurePosixPath(self.path).stem
+
     def fingerprint(self) -> str:
         """Size and modification time: changes when the file is rewritten."""
-        stat = self.path.stat()
-        return f"{stat.st_size}-{stat.st_mtime_ns}"
+        return f"{self.size}-{self.mtime_ns}"
 
 
 @dataclass(frozen=True)
@@ -64,7 +82,7 @@ class Dataset:
     """One table's worth of files: a first-level folder of the target, or a single file."""
 
     table: TableName
-    source: Path
+    source: str
     files: tuple[SourceFile, ...]
 
 
@@ -82,51 +100,66 @@ def table_name(text: str) -> str:
     return f"t_{name}" if name[0].isdigit() else name
 
 
-def discover(target: Path, database: str) -> tuple[list[Dataset], list[FileIssue]]:
-    """The datasets under ``target`` and the files skipped (not a known format, name taken)."""
+def local_files(target: Path) -> list[Listed]:
+    """Every file below a local folder."""
+    found = []
+    for path in sorted(target.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            parts = path.relative_to(target).parts
+            found.append(Listed(str(path), parts, stat.st_size, stat.st_mtime_ns))
+    return found
+
+
+def discover(
+    target: str, files: list[Listed], database: str
+) -> tuple[list[Dataset], list[FileIssue]]:
+    """The datasets among the ``files`` listed under ``target`` and the files skipped (not a
+    known format, name taken)."""
+    entries: dict[str, list[Listed]] = {}
+    for item in sorted(files, key=lambda f: f.parts):
+        if not any(_hidden(part) for part in item.parts):
+            entries.setdefault(item.parts[0], []).append(item)
     datasets: dict[str, Dataset] = {}
     skipped: list[FileIssue] = []
-    for entry in sorted(target.iterdir()):
-        if _hidden(entry.name):
-            continue
-        name = table_name(entry.name if entry.is_dir() else entry.stem)
+    for entry, listed in sorted(entries.items()):
+        is_file = len(listed) == 1 and len(listed[0].parts) == 1
+        source = listed[0].location if is_file else _join(target, entry)
+        name = table_name(PurePosixPath(entry).stem if is_file else entry)
         if name in datasets:
             skipped.append(
-                FileIssue(str(entry), f"table name {name} is taken by {datasets[name].source}")
+                FileIssue(source, f"table name {name} is taken by {datasets[name].source}")
             )
             continue
         found = []
-        for path in _files(entry):
-            fmt = FORMATS.get(path.suffix.lower())
+        for item in listed:
+            fmt = FORMATS.get(PurePosixPath(item.parts[-1]).suffix.lower())
             if fmt is None:
-                skipped.append(FileIssue(str(path), "not a Parquet, CSV or JSON lines file"))
+                skipped.append(FileIssue(item.location, "not a Parquet, CSV or JSON lines file"))
                 continue
-            found.append(SourceFile(path, fmt, partition_of(path, entry)))
+            partition = partition_of(item.location, source)
+            found.append(SourceFile(item.location, fmt, partition, item.size, item.mtime_ns))
         if found:
-            datasets[name] = Dataset(TableName(database, name), entry, tuple(found))
+            datasets[name] = Dataset(TableName(database, name), source, tuple(found))
     return list(datasets.values()), skipped
 
 
-def partition_of(path: Path, dataset: Path) -> Partition:
+def _join(target: str, name: str) -> str:
+    return f"{target.rstrip('/')}/{name}"
+
+
+def partition_of(path: str, dataset: str) -> Partition:
     """The Hive partition of a file: the ``key=value`` folders between the dataset and it.
 
-    >>> partition_of(Path("/l/sales/year=2004/eu/month=06/a.csv"), Path("/l/sales"))
+    >>> partition_of("/l/sales/year=2004/eu/month=06/a.csv", "/l/sales")
     (('year', '2004'), ('month', '06'))
+    >>> partition_of("s3://b/l/sales/year=2004/a.csv", "s3://b/l/sales")
+    (('year', '2004'),)
     """
     if path == dataset:
         return ()
-    folders = path.relative_to(dataset).parts[:-1]
+    folders = PurePosixPath(path).relative_to(PurePosixPath(dataset)).parts[:-1]
     return tuple((key, value) for key, _, value in (p.partition("=") for p in folders if "=" in p))
-
-
-def _files(entry: Path) -> list[Path]:
-    if entry.is_file():
-        return [entry]
-    return sorted(
-        path
-        for path in entry.rglob("*")
-        if path.is_file() and not any(_hidden(p) for p in path.relative_to(entry).parts)
-    )
 
 
 def _hidden(name: str) -> bool:

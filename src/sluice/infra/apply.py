@@ -20,6 +20,7 @@ from sluice.infra.lock import ApplyLock
 from sluice.infra.plan import Plan, Step
 from sluice.infra.state import State, load_state, save_state
 from sluice.lake.catalog import Lake, sqlalchemy_url
+from sluice.lake.s3 import is_s3
 from sluice.observe.failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -100,13 +101,19 @@ def _job(step: Step, target: Target) -> None:
 
 
 def _warehouse(step: Step, target: Target) -> None:
+    """A folder is made and removed; an S3 warehouse is checked (bucket, credentials): its
+    objects go with the tables that own them."""
+    after, before = (step.after or {}).get("path", ""), (step.before or {}).get("path", "")
     if step.action in ("create", "replace", "update"):
-        Path((step.after or {})["path"]).mkdir(parents=True, exist_ok=True)
-    if step.action == "replace":
+        if not is_s3(after):
+            Path(after).mkdir(parents=True, exist_ok=True)
+        elif target.lake.s3 is not None:
+            target.lake.s3.check()
+    if step.action == "replace" and not is_s3(before):
         with contextlib.suppress(OSError):
-            Path((step.before or {})["path"]).rmdir()
-    if step.action == "delete" and not step.keep_data:
-        shutil.rmtree((step.before or {})["path"], ignore_errors=True)
+            Path(before).rmdir()
+    if step.action == "delete" and not step.keep_data and not is_s3(before):
+        shutil.rmtree(before, ignore_errors=True)
 
 
 def _catalog(step: Step, target: Target) -> None:
@@ -166,7 +173,7 @@ def _table(step: Step, target: Target) -> None:
         with contextlib.suppress(NoSuchTableError):
             catalog.drop_table((database, name))
         if not step.keep_data:
-            shutil.rmtree(target.lake.table_dir(TableName(database, name)), ignore_errors=True)
+            target.lake.remove_table_data(TableName(database, name))
 
 
 _HANDLERS: dict[str, Callable[[Step, Target], None]] = {

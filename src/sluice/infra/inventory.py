@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sluice.config import ProjectConfig, redact
 from sluice.infra.plan import Current, Declared, ObservedTable, Resource
 from sluice.lake.catalog import RUN_ID_PROPERTY, sqlalchemy_url
+from sluice.lake.s3 import is_s3
 
 if TYPE_CHECKING:
     from sluice.infra.state import State
@@ -27,10 +28,8 @@ def declared_resources(config: ProjectConfig, root: Path) -> Declared:
     """The resources ``sluice.yml`` declares (secrets in URLs shown as ``***``)."""
     resources = [
         Resource(kind="state", name=STATE_NAME),
-        Resource(
-            kind="warehouse", name="warehouse", attributes={"path": str(warehouse(config, root))}
-        ),
-        Resource(kind="catalog", name="catalog", attributes={"uri": redact(config.catalog.uri)}),
+        Resource(kind="warehouse", name="warehouse", attributes={"path": warehouse(config, root)}),
+        Resource(kind="catalog", name="catalog", attributes={"uri": redact(config.catalog.url)}),
     ]
     tables: set[str] = set()
     all_in: set[str] = set()
@@ -66,10 +65,13 @@ def declared_resources(config: ProjectConfig, root: Path) -> Declared:
     )
 
 
-def warehouse(config: ProjectConfig, root: Path) -> Path:
-    """The warehouse folder the project file names, resolved against the project root."""
+def warehouse(config: ProjectConfig, root: Path) -> str:
+    """The warehouse the project file names: an ``s3://`` URI, or a folder resolved against
+    the project root."""
+    if is_s3(config.lake.warehouse):
+        return config.lake.warehouse.rstrip("/")
     path = Path(config.lake.warehouse)
-    return (path if path.is_absolute() else root / path).resolve()
+    return str((path if path.is_absolute() else root / path).resolve())
 
 
 def observe(
@@ -86,7 +88,7 @@ def observe(
     for kind in ("warehouse", "catalog"):
         address = f"{kind}.{kind}"
         have = recorded.get(address) or declared.resources[address]
-        if _exists(have, root=root, recorded=address in recorded):
+        if _exists(have, root=root, recorded=address in recorded, lake=lake):
             found.append(have)
     found.extend(r for r in recorded.values() if r.kind == "job")
     namespaces = {
@@ -94,7 +96,7 @@ def observe(
     }
     tables: dict[str, ObservedTable] = {}
     catalog = None
-    if _exists(declared.resources["catalog.catalog"], root=root, recorded=False):
+    if _exists(declared.resources["catalog.catalog"], root=root, recorded=False, lake=lake):
         catalog = lake.open_catalog()
     existing = {".".join(ns) for ns in catalog.list_namespaces()} if catalog else set()
     for database in sorted(namespaces & existing):
@@ -114,13 +116,19 @@ def observe(
     )
 
 
-def _exists(resource: Resource, *, root: Path, recorded: bool) -> bool:
+def _exists(resource: Resource, *, root: Path, recorded: bool, lake: Lake) -> bool:
     if resource.kind == "warehouse":
-        return Path(resource.attributes["path"]).is_dir()
+        location = resource.attributes["path"]
+        if not is_s3(location):
+            return Path(location).is_dir()
+        if lake.s3 is None or lake.s3.uri != location:
+            return recorded
+        lake.s3.check()  # a missing bucket or credentials stop the plan, saying what to do
+        return True
     url = sqlalchemy_url(resource.attributes["uri"], root=root)
     if url.startswith("sqlite:///"):
         return Path(url.removeprefix("sqlite:///")).is_file()
-    return recorded
+    return recorded or lake.catalog_initialized()
 
 
 def _catalog_tables(catalog: Any, database: str, keys: set[str]) -> dict[str, ObservedTable]:

@@ -281,6 +281,7 @@ def _open_duckdb(run: EtlRun) -> duckdb.DuckDBPyConnection:
     )
     # Lake tables are unordered sets of rows: let DuckDB write Parquet in parallel.
     con.execute("SET preserve_insertion_order = false")
+    run.lake.prepare_duckdb(con)  # an incremental merge reads the current files
     return con
 
 
@@ -361,7 +362,7 @@ def _plan(run: EtlRun, graph: TaskGraph) -> tuple[frozenset[str], dict[str, Reus
     for name in graph.order():
         output = run.reuse.get(name)
         usable = output is not None and all(d in reused for d in graph.dependencies[name])
-        if usable and output is not None and (value := _from_output(output)) is not None:
+        if usable and output is not None and (value := _from_output(output, run.lake)) is not None:
             reused[name] = value
             details[name] = f"reuses the output of run {run.reused_from}"
     published = run.publications.current()
@@ -416,7 +417,7 @@ def _to_output(value: Reused | WrittenTable) -> dict[str, Any]:
     return {"table": str(value.table), "files": list(value.files), "rows": value.rows}
 
 
-def _from_output(output: dict[str, Any]) -> Reused | None:
+def _from_output(output: dict[str, Any], lake: Lake) -> Reused | None:
     """What a recorded output holds, or None when it cannot be reused (no commit recorded,
     or a data file is gone)."""
     if "check" in output:
@@ -428,7 +429,7 @@ def _from_output(output: dict[str, Any]) -> Reused | None:
             int(output["failing_rows"]),
             message=output["message"],
         )
-    if "snapshot_id" not in output or not all(Path(f).is_file() for f in output["files"]):
+    if "snapshot_id" not in output or not lake.files_exist(output["files"]):
         return None
     database, _, name = output["table"].partition(".")
     return TableCommit(

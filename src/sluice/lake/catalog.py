@@ -9,22 +9,28 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import shutil
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sluice.config import redact
 from sluice.core import Cursor, RawSchema, TableCommit, TableName, WrittenTable
-from sluice.errors import LakeError, NotFoundError, did_you_mean
+from sluice.errors import LakeError, LakeUnavailableError, NotFoundError, did_you_mean
 from sluice.lake.datafiles import data_file, iceberg_schema
 from sluice.lock import ProcessLock
 from sluice.observe.failpoints import failpoint
 
 if TYPE_CHECKING:
+    import duckdb
     from pyiceberg.catalog.sql import SqlCatalog
     from pyiceberg.table import Table
+
+    from sluice.lake.s3 import S3Warehouse
 
 log = logging.getLogger("sluice.lake")
 RUN_ID_PROPERTY = "sluice.run-id"
@@ -78,24 +84,60 @@ class TableDescription:
     snapshots: tuple[SnapshotInfo, ...]
 
 
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+CONNECT_TIMEOUT_SECONDS = 10
+
+
 def sqlalchemy_url(uri: str, *, root: Path) -> str:
-    """Resolve a relative ``sqlite:///`` catalog URI against the project root.
+    """The SQLAlchemy URL of a catalog URL: a relative ``sqlite:///`` path resolved against
+    the project root; a PostgreSQL URL driven by psycopg (3), with a connect timeout.
 
     >>> sqlalchemy_url("sqlite:///.sluice/catalog.db", root=Path("/p"))
     'sqlite:////p/.sluice/catalog.db'
+    >>> sqlalchemy_url("postgresql://me@db:5432/lake", root=Path("/p"))
+    'postgresql+psycopg://me@db:5432/lake?connect_timeout=10'
     """
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return f"sqlite:///{root / uri.removeprefix('sqlite:///')}"
+    for scheme in _POSTGRES_SCHEMES:
+        if uri.startswith(scheme):
+            url = "postgresql+psycopg://" + uri.removeprefix(scheme)
+            if "connect_timeout=" not in url:
+                url += f"{'&' if '?' in url else '?'}connect_timeout={CONNECT_TIMEOUT_SECONDS}"
+            return url
     return uri
 
 
-class Lake:
-    """The project's Iceberg catalog and warehouse."""
+def catalog_unreachable(url: str, exc: Exception) -> LakeUnavailableError:
+    """The error for a catalog database that cannot be reached (password never shown)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return LakeUnavailableError(
+        f"Cannot reach the catalog database at {redact(url)}: "
+        f"{reason[0] if reason else type(exc).__name__}",
+        hint="Start the database server, or fix catalog.url in sluice.yml "
+        "(and the environment variables it references).",
+    )
 
-    def __init__(self, *, catalog_uri: str, warehouse: Path, keep_snapshots: int = 10) -> None:
+
+class Lake:
+    """The project's Iceberg catalog and warehouse.
+
+    ``warehouse`` is the local folder data files are written to; with ``s3`` (an ``s3://``
+    warehouse) it is only a staging folder, and commits upload the files to S3.
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog_uri: str,
+        warehouse: Path,
+        keep_snapshots: int = 10,
+        s3: S3Warehouse | None = None,
+    ) -> None:
         self.catalog_uri = catalog_uri
         self.warehouse = warehouse
         self.keep_snapshots = keep_snapshots
+        self.s3 = s3
 
     @cached_property
     def catalog(self) -> SqlCatalog:
@@ -111,26 +153,71 @@ class Lake:
             Path(self.catalog_uri.removeprefix("sqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True
             )
+        from sqlalchemy.exc import OperationalError
+
         try:
-            return SqlCatalog(
+            catalog = SqlCatalog(
                 "sluice",
                 uri=self.catalog_uri,
-                warehouse=self.warehouse.resolve().as_uri(),
-                **{PY_IO_IMPL: FILE_IO},
+                warehouse=self.s3.uri if self.s3 else self.warehouse.resolve().as_uri(),
+                **(self.s3.iceberg_properties() if self.s3 else {PY_IO_IMPL: FILE_IO}),
             )
+        except OperationalError as exc:
+            raise catalog_unreachable(self.catalog_uri, exc) from exc
         except Exception as exc:
             raise LakeError(
-                f"Cannot open the Iceberg catalog at {self.catalog_uri}: {exc}"
+                f"Cannot open the Iceberg catalog at {redact(self.catalog_uri)}: {exc}"
             ) from exc
+        # A server's pooled connections are closed with the catalog, not left to the GC.
+        weakref.finalize(catalog, catalog.engine.dispose)
+        return catalog
 
     def table_dir(self, table: TableName) -> Path:
-        """The folder of a table's data and metadata (pyiceberg's default layout)."""
+        """The local folder of a table's data and metadata (pyiceberg's default layout); for
+        an S3 warehouse, where its data files are staged before they are uploaded."""
         return self.warehouse.resolve() / f"{table.database}.db" / table.name
 
     def merge_lock(self, table: TableName) -> ProcessLock:
         """The lock a run holds on an incremental table from reading its cursor until it has
         committed the merged rows, so that two runs never merge from the same cursor."""
         return ProcessLock(self.table_dir(table) / "merge.lock", what=f"merge into {table}")
+
+    def table_location(self, table: TableName) -> str:
+        """The URI of a table's data and metadata: in S3, or ``table_dir``."""
+        if self.s3:
+            return self.s3.location(f"{table.database}.db", table.name)
+        return self.table_dir(table).as_uri()
+
+    def prepare_duckdb(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Let a DuckDB connection read the warehouse (for S3: httpfs and the credentials)."""
+        if self.s3:
+            from sluice.duck import extension_path
+
+            con.execute(f"LOAD '{extension_path('httpfs')}'")
+            self.s3.attach(con)
+
+    def store_file(self, table: TableName, local: Path) -> str:
+        """Where readers find a file written below the table's ``data_dir``: the file itself,
+        or, for an S3 warehouse, its uploaded copy in the table's S3 data folder."""
+        if not self.s3:
+            return str(local)
+        relative = local.relative_to(self.data_dir(table)).as_posix()
+        uri = f"{self.table_location(table)}/data/{relative}"
+        self.s3.upload(local, uri)
+        return uri
+
+    def files_exist(self, paths: Sequence[str]) -> bool:
+        """True when every data file (a local path, or an object of an S3 warehouse) exists."""
+        remote = [p for p in paths if p.startswith("s3://")]
+        if remote and (self.s3 is None or not self.s3.exist(remote)):
+            return False
+        return all(Path(p).is_file() for p in paths if not p.startswith("s3://"))
+
+    def remove_table_data(self, table: TableName) -> None:
+        """Delete every data and metadata file of a table (staged ones too)."""
+        shutil.rmtree(self.table_dir(table), ignore_errors=True)
+        if self.s3:
+            self.s3.delete_folder(self.table_location(table))
 
     def data_dir(self, table: TableName) -> Path:
         """The folder Parquet data files of a table are written to."""
@@ -319,6 +406,8 @@ class Lake:
         if written.kept:
             runs = sorted({Path(f).stem for f in written.kept} - {run_id})
             properties[FILE_RUNS_PROPERTY] = ",".join(runs)
+        if self.s3:
+            written = self._upload(written, self.s3)
         try:
             schema = _schema(written)
             try:
@@ -399,7 +488,16 @@ class Lake:
 
     def _create(self, name: TableName, schema: Any) -> Table:
         return self.catalog.create_table(
-            (name.database, name.name), schema=schema, location=self.table_dir(name).as_uri()
+            (name.database, name.name), schema=schema, location=self.table_location(name)
+        )
+
+    def _upload(self, written: WrittenTable, s3: S3Warehouse) -> WrittenTable:
+        """Upload the staged files to the table's S3 data folder; the same table, read there."""
+        moved = {path: self.store_file(written.table, Path(path)) for path in written.files}
+        return replace(
+            written,
+            files=tuple(moved.values()),
+            footers=tuple(replace(f, path=moved.get(f.path, f.path)) for f in written.footers),
         )
 
     def remove_unreferenced(
@@ -416,9 +514,17 @@ class Lake:
         keep = keep_runs
         removed = []
         for path in self.data_dir(table).glob("jr_*.parquet"):
-            if path.stem not in keep and path.stat().st_mtime < older_than:
+            staged = self.s3 is not None  # uploaded when committed: no reader uses it here
+            if (staged or path.stem not in keep) and path.stat().st_mtime < older_than:
                 path.unlink(missing_ok=True)
                 removed.append(str(path))
+        if self.s3:
+            for uri, _, modified_ns in self.s3.files(f"{self.table_location(table)}/data"):
+                name = uri.rsplit("/", 1)[-1]
+                run = name.removesuffix(".parquet")
+                if name.startswith("jr_") and run not in keep and modified_ns / 1e9 < older_than:
+                    self.s3.delete(uri)
+                    removed.append(uri)
         return removed
 
     def load(self, table: TableName) -> Table:
@@ -485,6 +591,20 @@ class Lake:
     def current_files(self, table: TableName) -> tuple[str, ...]:
         """Data files of the table's current snapshot."""
         return tuple(task.file.file_path for task in self.load(table).scan().plan_files())
+
+    def catalog_initialized(self) -> bool:
+        """True when the catalog database holds the Iceberg catalog's tables (only reads)."""
+        if self.catalog_uri.startswith("sqlite:///"):
+            return self._catalog_exists()
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.catalog_uri, poolclass=sa.pool.NullPool)
+        try:
+            return sa.inspect(engine).has_table("iceberg_tables")
+        except sa.exc.OperationalError as exc:
+            raise catalog_unreachable(self.catalog_uri, exc) from exc
+        finally:
+            engine.dispose()
 
     def _catalog_exists(self) -> bool:
         if self.catalog_uri.startswith("sqlite:////"):

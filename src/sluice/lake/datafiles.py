@@ -34,8 +34,11 @@ _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 _BLOB_ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})|(.)", re.DOTALL)
 
 
-def read_footer(con: duckdb.DuckDBPyConnection, path: Path) -> ParquetFooter:
-    """Read a Parquet file's schema and per-row-group column statistics with DuckDB."""
+def read_footer(
+    con: duckdb.DuckDBPyConnection, path: Path | str, *, file_size: int | None = None
+) -> ParquetFooter:
+    """Read a Parquet file's schema and per-row-group column statistics with DuckDB
+    (``file_size``: its size in bytes, if it is not a local file)."""
     literal = quote_literal(str(path))
     columns = con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal})").fetchall()
     chunks = con.execute(
@@ -53,7 +56,7 @@ def read_footer(con: duckdb.DuckDBPyConnection, path: Path) -> ParquetFooter:
         )
     return ParquetFooter(
         path=str(path),
-        size=path.stat().st_size,
+        size=Path(path).stat().st_size if file_size is None else file_size,
         rows=sum(rows.values()),
         columns=tuple((str(name), str(kind)) for name, kind, *_ in columns),
         row_groups=tuple(tuple(groups[g]) for g in sorted(groups)),

@@ -9,14 +9,17 @@ records live beside the Iceberg catalog (same database), so a shared catalog sha
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sluice.config import redact
 from sluice.core import TableCommit, TableName
 from sluice.errors import LakeError
+from sluice.lake.catalog import catalog_unreachable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -55,12 +58,13 @@ class PublicationStore:
         import sqlalchemy as sa
 
         engine = sa.create_engine(self.url)
+        weakref.finalize(self, engine.dispose)
         meta = sa.MetaData()
         publications = sa.Table(
             "sluice_publications",
             meta,
             sa.Column("publication_id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("run_id", sa.String(64), nullable=False, unique=True),
+            sa.Column("run_id", sa.String(255), nullable=False, unique=True),
             sa.Column("job", sa.String(255), nullable=False),
             sa.Column("published_at", sa.String(40), nullable=False),
         )
@@ -77,8 +81,12 @@ class PublicationStore:
         )
         try:
             meta.create_all(engine)
+        except sa.exc.OperationalError as exc:
+            raise catalog_unreachable(self.url, exc) from exc
         except sa.exc.SQLAlchemyError as exc:
-            raise LakeError(f"Cannot open publication records at {self.url}: {exc}") from exc
+            raise LakeError(
+                f"Cannot open publication records at {redact(self.url)}: {exc}"
+            ) from exc
         return engine, publications, tables
 
     def publish(

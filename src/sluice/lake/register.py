@@ -63,7 +63,7 @@ def register_files(
                 ident,
                 schema=schema,
                 partition_spec=_identity_spec(schema, partition_columns),
-                location=lake.table_dir(table).as_uri(),
+                location=lake.table_location(table),
             )
         live = {task.file.file_path: task.file for task in loaded.scan().plan_files()}
         with loaded.transaction() as tx:

@@ -175,6 +175,7 @@ class QueryEngine:
         tables = self.visible_tables() if tables is None else tables
         databases = self.check_database(database, tables)
         con = duck.connect(threads=threads, memory_limit=memory_limit)
+        self.lake.prepare_duckdb(con)
         for db in databases:
             con.execute(f"CREATE SCHEMA {duck.quote_ident(db)}")
         for table, files in sorted(tables.items()):
