@@ -342,7 +342,7 @@ def test_unknown_key_in_the_project_file_names_key_and_line(project: Project) ->
     result = sluice_cli("job", "start", "etl", "--wait", "--quiet", "--project", project.root)
     line = error_line(result, 2, PROJECT_FILE, f"line {line_no}", "'lake.wharehouse'")
     assert "unknown key" in line
-    assert "spelling" in line
+    assert line.endswith("check its spelling. Did you mean 'warehouse'?")
     assert result.stdout == ""
     assert snapshot(project.root) == before
     assert not (project.root / ".sluice").exists()

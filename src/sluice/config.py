@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sluice.errors import ConfigError, ProjectNotFoundError
+from sluice.errors import ConfigError, ProjectNotFoundError, did_you_mean
 
 PROJECT_FILE = "sluice.yml"
 SCHEMA_FILE = "sluice.schema.json"
@@ -383,12 +383,40 @@ def _describe_validation_error(exc: ValidationError, text: str, filename: str) -
     line = _line_of(text, loc)
     where = f"{filename}, line {line}" if line else filename
     if first["type"] == "extra_forbidden":
-        return f"{where}: unknown key '{key}'; remove it or check its spelling."
+        hint = did_you_mean(str(loc[-1]), _keys_beside(loc)) if loc else ""
+        return f"{where}: unknown key '{key}'; remove it or check its spelling.{hint}"
     if first["type"] == "missing":
         return f"{where}: '{key}' is required."
     if first["type"] == "value_error":
         return f"{where}: '{key}' {first['ctx']['error']} (got {first.get('input')!r})."
     return f"{where}: '{key}' {first['msg'].lower()} (got {first.get('input')!r})."
+
+
+def _keys_beside(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the project file allows where ``loc`` ends (for "did you mean")."""
+    candidates: list[Any] = [ProjectConfig]
+    for part in loc[:-1]:
+        found: list[Any] = []
+        for kind in candidates:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                field = kind.model_fields.get(str(part))
+                if field is not None:
+                    found.append(field.annotation)
+            else:
+                found.extend(get_args(kind))  # a key of a dict, an item of a list, a union
+        candidates = _expand(found)
+    models = [k for k in candidates if isinstance(k, type) and issubclass(k, BaseModel)]
+    return sorted({name for model in models for name in model.model_fields})
+
+
+def _expand(kinds: list[Any]) -> list[Any]:
+    """Types with unions, ``Annotated`` and generic containers opened one level."""
+    opened: list[Any] = []
+    for kind in kinds:
+        opened.append(kind)
+        if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
+            opened.extend(a for a in get_args(kind) if not isinstance(a, str))
+    return opened
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:

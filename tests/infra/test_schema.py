@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice.config import SCHEMA_COMMENT, SCHEMA_FILE, ProjectConfig, json_schema
+from sluice.config import SCHEMA_COMMENT, SCHEMA_FILE, ProjectConfig, json_schema, load_config
 from sluice.errors import ConfigError
 from sluice.project import Project
 from tests.conftest import sluice_cli
@@ -91,3 +91,37 @@ def test_the_catalog_url_is_also_read_under_its_former_key_and_bad_schemes_are_r
     )
     with pytest.raises(ConfigError, match=r"'catalog\.url' must be a sqlite:/// or postgresql://"):
         Project.open(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        (
+            "name: p\njobs:\n  etl:\n    source: s\n    retyr: {max_attempts: 2}\n",
+            "line 5: unknown key 'jobs.etl.retyr'; remove it or check its spelling. "
+            "Did you mean 'retry'?",
+        ),
+        (
+            "name: p\nchecks:\n  fact_orders:\n    - uniqe: [a]\n",
+            "line 4: unknown key 'checks.fact_orders.0.uniqe'; remove it or check its "
+            "spelling. Did you mean 'unique'?",
+        ),
+        (
+            "name: p\nserve:\n  queries: {timout_seconds: 5}\n",
+            "line 3: unknown key 'serve.queries.timout_seconds'; remove it or check its "
+            "spelling. Did you mean 'timeout_seconds'?",
+        ),
+        (
+            "name: p\nzebra: 1\n",
+            "line 2: unknown key 'zebra'; remove it or check its spelling.",
+        ),
+    ],
+)
+def test_an_unknown_key_is_named_with_its_line_and_the_closest_known_key(
+    tmp_path: Path, yaml_text: str, message: str
+) -> None:
+    path = tmp_path / "sluice.yml"
+    path.write_text(yaml_text, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value) == f"sluice.yml, {message}"
