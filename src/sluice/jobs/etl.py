@@ -129,9 +129,6 @@ class EtlRun:
     cursor_moves: dict[str, dict[str, Any]] = field(default_factory=dict)
     merge_locks: dict[TableName, ProcessLock] = field(default_factory=dict)
     drift: DriftPlan = field(default_factory=lambda: DriftPlan("", "", {}))
-    model_states: dict[TableName, tuple[dict[str, str], tuple[str, ...]]] = field(
-        default_factory=dict
-    )
     model_builds: dict[str, dict[str, Any]] = field(default_factory=dict)
     exposed: dict[TableName, tuple[str, ...]] = field(default_factory=dict)
     _files_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -203,7 +200,6 @@ def _run(run: EtlRun) -> EtlResult:
             run.cursors = _read_cursors(run, tables)
             run.captured = _read_cdc_cursors(run, tables)
             tables, models, checks = _without_quarantined(run.drift, tables, models, checks)
-            run.model_states = {m.table: run.lake.summary(m.table) for m in models if m.incremental}
             graph = job_graph(run.job, tables, models, checks)
             selected, reused = _plan(run, graph)
         except BaseException:
@@ -365,8 +361,9 @@ def _plan(run: EtlRun, graph: TaskGraph) -> tuple[frozenset[str], dict[str, Reus
         if usable and output is not None and (value := _from_output(output, run.lake)) is not None:
             reused[name] = value
             details[name] = f"reuses the output of run {run.reused_from}"
-    published = run.publications.current()
-    for name in sorted(set(graph.dependencies) - wanted - set(reused)):
+    left_out = sorted(set(graph.dependencies) - wanted - set(reused))
+    published = run.publications.current() if left_out else {}
+    for name in left_out:
         table = graph.outputs.get(name)
         current = published.get(table) if table is not None else None
         if current is not None:
@@ -790,7 +787,7 @@ def _merge_model(
     be built fully (recorded with the reason in ``run.model_builds``)."""
     if model.incremental is None:
         return None
-    previous, gold_files = run.model_states.get(model.table, ({}, ()))
+    previous, gold_files = run.lake.summary(model.table)
     built = build_increment(
         cursor,
         model.incremental,

@@ -26,6 +26,27 @@ def retrying(
     When the attempts or the budget run out, the last error is raised again, saying how many
     attempts were made over how long.
     """
+    started = time.monotonic()
+    try:
+        return fn()  # the usual case, which needs no tenacity (0.1 s to import)
+    except TransientError as exc:
+        if policy.attempts <= 1:
+            raise
+        first = exc
+    return _retry(fn, first, policy=policy, what=what, sleep=sleep, started=started)
+
+
+def _retry(
+    fn: Callable[[], T],
+    first: TransientError,
+    *,
+    policy: RetryConfig,
+    what: str,
+    sleep: Callable[[float], None],
+    started: float,
+) -> T:
+    """Go on after ``fn`` failed once with ``first``: tenacity counts that failure as its
+    first attempt (``fn`` is not called again for it) and the time spent as used budget."""
     from tenacity import (
         Retrying,
         retry_if_exception_type,
@@ -33,6 +54,13 @@ def retrying(
         stop_after_delay,
         wait_random_exponential,
     )
+
+    pending = [first]
+
+    def attempt() -> T:
+        if pending:
+            raise pending.pop()
+        return fn()
 
     def announce(state: Any) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -46,17 +74,17 @@ def retrying(
             wait,
         )
 
-    started = time.monotonic()
+    budget = max(0.0, policy.budget_seconds - (time.monotonic() - started))
     attempts = Retrying(
         retry=retry_if_exception_type(TransientError),
-        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.budget_seconds),
+        stop=stop_after_attempt(policy.attempts) | stop_after_delay(budget),
         wait=wait_random_exponential(multiplier=policy.initial_seconds, max=policy.max_seconds),
         sleep=sleep,
         before_sleep=announce,
         reraise=True,
     )
     try:
-        return attempts(fn)
+        return attempts(attempt)
     except TransientError as exc:
         tries = attempts.statistics.get("attempt_number", 1)
         if tries == 1:

@@ -10,11 +10,11 @@ import contextlib
 import functools
 import logging
 import shutil
+import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from sluice.config import redact
 from sluice.core import Cursor, RawSchema, TableCommit, TableName, WrittenTable
 from sluice.errors import LakeError, LakeUnavailableError, NotFoundError, did_you_mean
 from sluice.lake.datafiles import data_file, iceberg_schema
+from sluice.lake.metadata import UnreadableMetadataError, reader_for
 from sluice.lock import ProcessLock
 from sluice.observe.failpoints import failpoint
 
@@ -138,12 +139,19 @@ class Lake:
         self.warehouse = warehouse
         self.keep_snapshots = keep_snapshots
         self.s3 = s3
+        self._catalog: SqlCatalog | None = None
+        self._opening = threading.Lock()
+        self._metadata = reader_for(catalog_uri, local_warehouse=s3 is None)
 
-    @cached_property
+    @property
     def catalog(self) -> SqlCatalog:
-        """The pyiceberg SQL catalog (opened on first use; creates the warehouse folder)."""
-        self.warehouse.mkdir(parents=True, exist_ok=True)
-        return self.open_catalog()
+        """The pyiceberg SQL catalog (opened once, on first use from any thread; creates the
+        warehouse folder)."""
+        with self._opening:
+            if self._catalog is None:
+                self.warehouse.mkdir(parents=True, exist_ok=True)
+                self._catalog = self.open_catalog()
+            return self._catalog
 
     def open_catalog(self) -> SqlCatalog:
         """A new connection to the catalog, creating its tables but not the warehouse."""
@@ -306,7 +314,21 @@ class Lake:
 
     def raw_schema(self, table: TableName) -> RawSchema | None:
         """The table's columns (Iceberg types), recorded primary key and whether a schema
-        change was accepted; None when the table does not exist yet."""
+        change was accepted; None when the table does not exist yet.
+
+        Read without opening the catalog where ``sluice.lake.metadata`` can.
+        """
+        if self._metadata is not None:
+            with contextlib.suppress(UnreadableMetadataError):
+                current = self._metadata.read(table)
+                if current is None:
+                    return None
+                key = current.summary.get(PRIMARY_KEY_PROPERTY)
+                return RawSchema(
+                    columns=current.columns,
+                    primary_key=tuple(key.split(",")) if key else None,
+                    accepted=DRIFT_ACCEPTED_PROPERTY in current.properties,
+                )
         from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
         try:

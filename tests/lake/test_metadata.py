@@ -1,0 +1,133 @@
+"""Reading a table's current metadata without pyiceberg gives exactly what pyiceberg reads."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sluice.core import TableName
+from sluice.lake.catalog import Lake
+from sluice.lake.metadata import MetadataReader, UnreadableMetadataError, parse_metadata, reader_for
+from sluice.project import Project
+
+
+def _pyiceberg_view(lake: Lake, table: TableName) -> tuple[object, ...]:
+    loaded = lake.catalog.load_table((table.database, table.name))
+    snapshot = loaded.current_snapshot()
+    return (
+        tuple((f.name, str(f.field_type)) for f in loaded.schema().fields),
+        snapshot.snapshot_id if snapshot else None,
+        dict(snapshot.summary.additional_properties) if snapshot and snapshot.summary else {},
+        dict(loaded.properties),
+    )
+
+
+def _with_incremental_orders(project: Project) -> Project:
+    path = project.root / "sluice.yml"
+    config = yaml.safe_load(path.read_text())
+    config["jobs"]["etl"]["incremental"] = {
+        "orders": {"cursor": "orderNumber", "primary_key": ["orderNumber"]}
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return Project.open(project.root)
+
+
+def test_every_table_reads_as_pyiceberg_reads_it(project: Project) -> None:
+    project = _with_incremental_orders(project)
+    assert project.run_job("etl").state == "SUCCEEDED"
+    source = project.config.sources["classicmodels"].url.removeprefix("sqlite:///")
+    with sqlite3.connect(source) as con:
+        con.execute("ALTER TABLE customers ADD COLUMN loyaltyTier VARCHAR(10)")
+        con.execute("UPDATE customers SET loyaltyTier = 'gold' WHERE customerNumber % 2 = 0")
+    assert project.run_job("etl").state == "SUCCEEDED"
+    project.lake.accept_drift(TableName("raw", "offices"))
+
+    reader = reader_for(project.lake.catalog_uri, local_warehouse=True)
+    assert reader is not None
+    tables = [TableName(db, name) for db in ("raw", "gold") for name in _names(project, db)]
+    assert len(tables) == 14
+    for table in tables:
+        current = reader.read(table)
+        assert current is not None
+        view = (current.columns, current.snapshot_id, current.summary, current.properties)
+        assert view == _pyiceberg_view(project.lake, table), table
+
+    customers = reader.read(TableName("raw", "customers"))
+    assert customers is not None and ("loyaltyTier", "string") in customers.columns
+    orders = reader.read(TableName("raw", "orders"))
+    assert orders is not None and orders.summary["sluice.primary-key"] == "orderNumber"
+    raw = project.lake.raw_schema(TableName("raw", "offices"))
+    assert raw is not None and raw.accepted
+    assert project.lake.raw_schema(TableName("raw", "orders")).primary_key == ("orderNumber",)  # type: ignore[union-attr]
+
+
+def _names(project: Project, database: str) -> list[str]:
+    return sorted(info.table.name for info in project.lake.tables(database))
+
+
+def test_missing_tables_and_catalogs_read_as_none(project: Project, tmp_path: Path) -> None:
+    reader = MetadataReader(tmp_path / "no-catalog.db")
+    assert reader.read(TableName("raw", "orders")) is None
+    assert not (tmp_path / "no-catalog.db").exists()
+
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    assert MetadataReader(empty).read(TableName("raw", "orders")) is None
+
+    assert project.run_job("etl").state == "SUCCEEDED"
+    reader = reader_for(project.lake.catalog_uri, local_warehouse=True)
+    assert reader is not None
+    assert reader.read(TableName("raw", "no_such_table")) is None
+    assert reader.read(TableName("nowhere", "orders")) is None
+    assert project.lake.raw_schema(TableName("raw", "no_such_table")) is None
+
+
+def test_only_a_local_sqlite_catalog_is_read_directly() -> None:
+    assert reader_for("sqlite:////p/.sluice/catalog.db", local_warehouse=True) is not None
+    assert reader_for("sqlite:////p/.sluice/catalog.db", local_warehouse=False) is None
+    assert reader_for("postgresql+psycopg://me@db/lake", local_warehouse=True) is None
+    assert reader_for("sqlite:///:memory:", local_warehouse=True) is None
+
+
+def test_what_only_pyiceberg_can_read_is_left_to_it() -> None:
+    nested = {
+        "current-schema-id": 0,
+        "schemas": [
+            {"schema-id": 0, "fields": [{"id": 1, "name": "s", "type": {"type": "struct"}}]}
+        ],
+    }
+    with pytest.raises(UnreadableMetadataError, match="nested"):
+        parse_metadata(nested)
+    with pytest.raises(UnreadableMetadataError, match="no snapshot 5"):
+        parse_metadata(
+            {
+                "current-schema-id": 0,
+                "schemas": [{"schema-id": 0, "fields": []}],
+                "current-snapshot-id": 5,
+                "snapshots": [],
+            }
+        )
+    empty = parse_metadata({"current-schema-id": 0, "schemas": [{"schema-id": 0, "fields": []}]})
+    assert empty.snapshot_id is None and empty.summary == {}
+
+
+def test_raw_schemas_are_read_without_importing_pyiceberg(project: Project) -> None:
+    assert project.run_job("etl").state == "SUCCEEDED"
+    script = (
+        "import sys\n"
+        "from sluice.core import TableName\n"
+        "from sluice.project import Project\n"
+        f"lake = Project.open({str(project.root)!r}).lake\n"
+        "schema = lake.raw_schema(TableName('raw', 'orders'))\n"
+        "print(len(schema.columns), 'pyiceberg' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["9", "False"]
