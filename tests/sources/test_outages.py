@@ -93,7 +93,9 @@ def test_a_connection_lost_mid_table_is_retried_without_duplicates(
     tmp_path: Path, outage: Outage
 ) -> None:
     project, proxy = _project(tmp_path, outage, FAST_RETRIES), outage.proxy
-    proxy.cut_after(20_000)
+    # Uncompressed, reading the tables' metadata takes ~60 KB and the job's two connections
+    # ~260 KB between them: the first connection past 100 KB is one reading a table.
+    proxy.cut_after(100_000)
     run = project.run_job("etl")
     assert run.state == "SUCCEEDED", run.error
     assert proxy.cuts == 1

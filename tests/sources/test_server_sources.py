@@ -15,9 +15,11 @@ import duckdb
 import psycopg
 import pytest
 
+from sluice.duck import connect as duckdb_connect
 from sluice.errors import ConfigError, SourceError
 from sluice.ingest.extract import EXTRACTED_AT_COLUMN, RUN_ID_COLUMN
 from sluice.project import Project
+from sluice.sources.base import open_source
 from sluice.sources.classicmodels import expected_row_counts, write_classicmodels
 from tests.conftest import SEED, sluice_cli
 from tests.sources.conftest import mysql_connect
@@ -174,3 +176,40 @@ def test_an_unreachable_server_is_one_line_without_the_password(
     line = error_line(result, None, "Cannot connect")
     assert "pa55-word" not in line
     assert not (tmp_path / "q").exists()
+
+
+@pytest.mark.parametrize(("query", "compressed"), [("", "OFF"), ("?compression=preferred", "ON")])
+def test_mysql_reads_uncompressed_unless_the_url_asks(
+    tmp_path: Path, mysql_url: str, query: str, compressed: str
+) -> None:
+    write_classicmodels(mysql_url, scale=1, seed=SEED)
+    source = open_source(mysql_url + query, base_dir=tmp_path)
+    table = next(t for t in source.tables() if t.name == "orderdetails")
+    con = duckdb_connect()
+    source.attach(con, "src")
+    status = con.execute(
+        "SELECT * FROM mysql_query('src', 'SELECT VARIABLE_VALUE FROM "
+        "information_schema.SESSION_STATUS WHERE VARIABLE_NAME = ''COMPRESSION''')"
+    ).fetchall()
+    assert status == [(compressed,)]
+    con.execute(f"CREATE TABLE copied AS SELECT * FROM {source.relation('src', table)}")
+    read = con.execute(
+        "SELECT count(*), sum(orderNumber), sum(quantityOrdered), sum(priceEach), "
+        "sum(orderLineNumber), count(DISTINCT productCode) FROM copied"
+    ).fetchone()
+    server = mysql_connect(mysql_url, urlsplit(mysql_url).path.lstrip("/"))
+    with server.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), sum(orderNumber), sum(quantityOrdered), sum(priceEach), "
+            "sum(orderLineNumber), count(DISTINCT productCode) FROM orderdetails"
+        )
+        expected = cur.fetchone()
+    server.close()
+    assert read == tuple(expected) and read[0] == expected_row_counts(1)["orderdetails"]
+
+
+def test_an_unknown_mysql_compression_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        open_source("mysql://me@127.0.0.1:3306/shop?compression=zstd", base_dir=tmp_path)
+    assert "compression=zstd" in str(caught.value)
+    assert "disabled, preferred, required" in str(caught.value.hint)
