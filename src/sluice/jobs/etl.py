@@ -41,7 +41,7 @@ from sluice.jobs.dag import TaskGraph, build_graph
 from sluice.jobs.graph import run_graph
 from sluice.jobs.retry import retrying
 from sluice.jobs.store import RunTasks, utcnow
-from sluice.lake.catalog import Lake, preload_catalog
+from sluice.lake.catalog import Lake
 from sluice.lake.datafiles import read_footer
 from sluice.lake.publications import PublicationStore
 from sluice.lake.types import lake_select
@@ -191,11 +191,9 @@ def run_etl(run: EtlRun) -> EtlResult:
 def _run(run: EtlRun) -> EtlResult:
     run.temp_dir.mkdir(parents=True, exist_ok=True)
     # Opening DuckDB loads its 34 MB SQLite extension (~0.1 s, without holding the GIL):
-    # the source's tables and the models are read meanwhile, and pyiceberg is imported for
-    # the commits.
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sluice-open") as opener:
+    # the source's tables and the models are read meanwhile.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluice-open") as opener:
         opening = opener.submit(_open_duckdb, run)
-        opener.submit(preload_catalog)
         try:
             tables, models, checks = _definitions(run)
             run.drift = _plan_drift(run, tables)

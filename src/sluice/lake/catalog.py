@@ -109,12 +109,6 @@ def sqlalchemy_url(uri: str, *, root: Path) -> str:
     return uri
 
 
-def preload_catalog() -> None:
-    """Import pyiceberg's SQL catalog (about 0.4 s of CPU), e.g. in a background thread
-    while other work waits on DuckDB, so that opening the catalog later is quick."""
-    import pyiceberg.catalog.sql  # noqa: F401
-
-
 def catalog_unreachable(url: str, exc: Exception) -> LakeUnavailableError:
     """The error for a catalog database that cannot be reached (password never shown)."""
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
