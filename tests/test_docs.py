@@ -31,6 +31,7 @@ COMMANDS = {
     "sluice source load-dump",
     "sluice source enable-cdc",
     "sluice source disable-cdc",
+    "sluice source trim-cdc",
     "sluice job",
     "sluice job start",
     "sluice job status",

@@ -63,6 +63,17 @@ class InitResult:
     created: bool = True
 
 
+@dataclass(frozen=True)
+class CdcTrim:
+    """What ``Project.trim_cdc`` found: each CDC raw table's committed log position (None
+    when it has none yet, and will read in full) and the changes deleted (or, for a dry
+    run, that would be)."""
+
+    positions: dict[str, str | None]
+    deleted: int
+    dry_run: bool
+
+
 class Project:
     """A Sluice project folder: its config, lake, job runs and query engine."""
 
@@ -251,6 +262,32 @@ class Project:
         from sluice.sources.cdc import disable_cdc
 
         return disable_cdc(self._source(source)[1], base_dir=self.root)
+
+    def trim_cdc(self, source: str | None = None, *, dry_run: bool = False) -> CdcTrim:
+        """Delete from a source's change log the changes every CDC table of this project's
+        jobs has applied (below the lowest committed log position)."""
+        from sluice.ingest.cdc import CDC_CURSOR
+        from sluice.sources.cdc import LogPosition, trim_log
+
+        name, url = self._source(source)
+        tables = sorted(
+            {
+                TableName(job.raw_database, table)
+                for job in self.config.jobs.values()
+                if job.source == name
+                for table in job.cdc
+            },
+            key=str,
+        )
+        if not tables:
+            raise ConfigError(
+                f"No job reads source '{name}' with CDC, so no position tells what was applied.",
+                hint="List the tables under jobs.<job>.cdc in sluice.yml.",
+            )
+        positions = {str(t): self.lake.cursor(t, CDC_CURSOR)[0].value for t in tables}
+        applied = [p for v in positions.values() if (p := LogPosition.parse(v)) is not None]
+        deleted = trim_log(url, applied, base_dir=self.root, dry_run=dry_run)
+        return CdcTrim(positions, deleted, dry_run)
 
     def _source(self, name: str | None) -> tuple[str, str]:
         """The name and URL of a declared source: ``name``, or the only one."""

@@ -7,6 +7,7 @@ source row for row; deletes must reach the gold tables.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import sqlite3
@@ -22,7 +23,7 @@ import psycopg
 import pytest
 
 from sluice.core import TableName
-from sluice.errors import SourceError
+from sluice.errors import ConfigError, SourceError
 from sluice.ingest.cdc import CDC_CURSOR, DELETED_AT_COLUMN
 from sluice.ingest.extract import EXTRACTED_AT_COLUMN, RUN_ID_COLUMN
 from sluice.project import Project
@@ -578,3 +579,93 @@ def test_a_change_committed_after_a_later_one_is_not_lost(captured: Captured) ->
     numbers = [r["orderNumber"] for r in raw_rows(project, "orders", '"orderNumber" > 91000')]
     assert numbers == [91001, 91002]
     assert_raw_equals_source(project, ("orders", "orderdetails"))
+
+
+@pytest.mark.parametrize("captured", DIALECTS, indirect=True)
+def test_trim_deletes_only_changes_every_table_has_applied(captured: Captured) -> None:
+    project = captured.project
+    ok(project.run_job("etl"))
+    captured.simulate(30)
+    before = log_ops(captured)
+    assert sum(before.get(op, 0) for op in "IUD") > 0
+
+    dry = project.trim_cdc(dry_run=True)
+    assert dry.dry_run and dry.deleted == 0  # the first run read in full; nothing logged since
+    assert set(dry.positions) == {f"raw.{t}" for t in CDC}
+    assert log_ops(captured) == before
+
+    first = ok(project.run_job("etl"))
+    captured.simulate(30, seed=SEED + 1)
+    unapplied = log_ops(captured)
+    applied = sum(before.get(op, 0) for op in "IUD")
+    dry = project.trim_cdc(dry_run=True)
+    assert dry.deleted == applied
+    assert log_ops(captured) == unapplied
+
+    trim = project.trim_cdc()
+    assert trim.deleted == applied and not trim.dry_run
+    positions = {t: LogPosition.parse(p) for t, p in trim.positions.items()}
+    to = LogPosition.parse(first.report["incremental"]["orders"]["to"])
+    assert positions["raw.orders"] == to
+    after = log_ops(captured)
+    assert after["E"] == 1 and after["T"] == len(CDC)
+    assert sum(after.get(op, 0) for op in "IUD") == sum(unapplied.get(op, 0) for op in "IUD") - (
+        applied
+    )
+    with captured.sql() as execute:
+        lowest = execute(f"SELECT min(seq) FROM {CHANGE_LOG} WHERE op IN ('I', 'U', 'D')")[0][0]
+    assert to is not None and lowest > to.seq
+
+    ok(project.run_job("etl"))
+    assert_raw_equals_source(project, ("orders", "orderdetails"))
+    assert_marked_table_matches(project, "payments", deleted=_marked(project))
+    assert_gold_reconciles(project)
+    assert project.trim_cdc().deleted == sum(after.get(op, 0) for op in "IUD")
+
+
+def _marked(project: Project) -> int:
+    return len(raw_rows(project, "payments", f"{DELETED_AT_COLUMN} IS NOT NULL"))
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("captured", ["postgresql"], indirect=True)
+def test_trim_keeps_the_changes_of_a_transaction_still_open_at_the_last_run(
+    captured: Captured,
+) -> None:
+    project = captured.project
+    ok(project.run_job("etl"))
+    insert = (
+        f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({{}}, '2026-03-01', '2026-03-08', NULL, "
+        "'In Process', NULL, 103)"
+    )
+    slow = psycopg.connect(captured.url)
+    try:
+        slow.execute(insert.format(91001))
+        with captured.sql() as execute:
+            execute(insert.format(91002))
+        first = ok(project.run_job("etl"))
+        to = LogPosition.parse(first.report["incremental"]["orders"]["to"])
+        assert to is not None and to.pending
+        slow.commit()
+    finally:
+        slow.close()
+    trim = project.trim_cdc()
+    assert trim.deleted >= 1
+    with captured.sql() as execute:
+        kept = execute(f"SELECT pk FROM {CHANGE_LOG} WHERE op = 'I' AND table_name = 'orders'")
+    assert [json.loads(row[0]) for row in kept] == [{"orderNumber": 91001}]
+    ok(project.run_job("etl"))
+    numbers = [r["orderNumber"] for r in raw_rows(project, "orders", '"orderNumber" > 91000')]
+    assert numbers == [91001, 91002]
+    assert_raw_equals_source(project, ("orders", "orderdetails"))
+
+
+def test_trim_needs_cdc_tables_and_a_log(project: Project) -> None:
+    with pytest.raises(ConfigError, match="No job reads source 'classicmodels' with CDC"):
+        project.trim_cdc()
+    project = configure_cdc(project, CDC)
+    with pytest.raises(SourceError, match="has no change log"):
+        project.trim_cdc()
+    done = sluice_cli("source", "trim-cdc", "--project", project.root)
+    assert done.returncode != 0
+    assert "has no change log" in done.stderr and "Traceback" not in done.stderr

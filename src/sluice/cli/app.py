@@ -261,6 +261,27 @@ def source_disable_cdc(
     )
 
 
+@source_app.command("trim-cdc")
+def source_trim_cdc(
+    name: Annotated[
+        str | None, typer.Argument(help="The source whose log to trim (default: the only one).")
+    ] = None,
+    *,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count the changes; delete nothing.")
+    ] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Delete from the change log the changes every CDC table has applied."""
+    trim = _project(project).trim_cdc(name, dry_run=dry_run)
+    table = render.Table("raw table", "applied up to")
+    for raw, position in trim.positions.items():
+        table.add_row(raw, position or "nothing yet (reads in full)")
+    render.out.print(table)
+    verb = "Would delete" if trim.dry_run else "Deleted"
+    render.out.print(f"{verb} {trim.deleted:,} changes every table has applied.")
+
+
 @source_app.command("generate")
 def source_generate(
     scale: Annotated[int, typer.Option(help="1 is the original's size; rows grow linearly.")] = 1,

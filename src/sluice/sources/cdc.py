@@ -187,6 +187,43 @@ def log_position(url: str, tables: Sequence[str], *, base_dir: Path) -> LogPosit
         db.close()
 
 
+def trim_log(
+    url: str, applied: Sequence[LogPosition], *, base_dir: Path, dry_run: bool = False
+) -> int:
+    """Delete the changes every position in ``applied`` is past: those at or below the
+    lowest position, except (PostgreSQL) the changes of transactions a position lists as
+    pending. Positions of another epoch are ignored. Returns how many changes were (with
+    ``dry_run``, would be) deleted."""
+    db = open_database(url, base_dir=base_dir)
+    try:
+        dialect = _dialect(db)
+        if not dialect.has_log():
+            raise SourceError(
+                f"The source has no change log ({CHANGE_LOG}); there is nothing to trim.",
+                hint="Enable capture first: 'sluice source enable-cdc'.",
+            )
+        rows = db.execute(
+            f"SELECT pk FROM {CHANGE_LOG} WHERE op = '{EPOCH_OP}' ORDER BY seq LIMIT 1"
+        )
+        epoch = str(rows[0][0]) if rows else None
+        current = [p for p in applied if p.epoch == epoch]
+        if not current:
+            return 0
+        ops = ", ".join(f"'{op}'" for op in CHANGE_OPS)
+        where = f"op IN ({ops}) AND seq <= {min(p.seq for p in current)}"
+        pending = sorted({xid for p in current for xid in p.pending})
+        if pending:
+            where += f" AND xid NOT IN ({', '.join(map(str, pending))})"
+        with _privileges_explained(db, f"delete from the change log {CHANGE_LOG}"):
+            count = int(db.execute(f"SELECT count(*) FROM {CHANGE_LOG} WHERE {where}")[0][0])
+            if not dry_run and count:
+                db.execute(f"DELETE FROM {CHANGE_LOG} WHERE {where}")
+            db.commit()
+        return count
+    finally:
+        db.close()
+
+
 @contextlib.contextmanager
 def _privileges_explained(
     db: Database, doing: str, hint: str = WRITE_PRIVILEGES_HINT
