@@ -39,6 +39,7 @@ from sluice.sources.simulate import Activity, simulate
 from tests.conftest import SEED, new_project, sluice_cli
 from tests.ingest.test_incremental import (
     Execute,
+    assert_a_killed_run_changes_nothing,
     assert_gold_reconciles,
     assert_raw_equals_source,
     configure,
@@ -46,7 +47,7 @@ from tests.ingest.test_incremental import (
     server_execute,
     source_copy,
 )
-from tests.jobs.helpers import lake_totals, published_run, run_killed_at
+from tests.jobs.helpers import lake_totals
 from tests.sources.conftest import mysql_connect
 
 CDC = {
@@ -371,20 +372,7 @@ def test_disable_removes_the_triggers_and_the_log_and_enable_is_idempotent(
 def test_a_run_killed_around_the_raw_commit_loses_and_repeats_no_change(
     captured: Captured, point: str
 ) -> None:
-    project = captured.project
-    first = ok(project.run_job("etl"))
-    before = lake_totals(project)
-    captured.simulate(10)
-
-    killed = run_killed_at(project, point)
-    assert killed.state == "FAILED"
-    assert lake_totals(project) == before
-    assert published_run(project) == {first.run_id}
-
-    again = ok(project.run_job("etl"))
-    assert published_run(project) == {again.run_id}
-    assert_raw_equals_source(project, ("orders", "orderdetails"))
-    assert_gold_reconciles(project)
+    assert_a_killed_run_changes_nothing(captured.project, point, lambda: captured.simulate(10))
 
 
 @pytest.mark.parametrize("captured", ["sqlite"], indirect=True)
