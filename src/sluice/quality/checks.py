@@ -12,6 +12,7 @@ from sluice.config import CheckSpec, ForeignKeyCheck
 from sluice.core import CheckResult, TableName
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import CheckFailedError
+from sluice.quality.proofs import ForeignKeyProof, UniqueProof
 from sluice.sql import references_in
 
 if TYPE_CHECKING:
@@ -30,21 +31,20 @@ class Check:
     severity: str
     sql: str
     reads: frozenset[TableName] = frozenset()
-    proof: str | None = None
-    """SQL returning one boolean that is true only if the check certainly passes.
-
-    Cheaper than ``sql``; when it is not true, ``sql`` runs and finds the bad rows.
-    """
+    proof: UniqueProof | ForeignKeyProof | None = None
+    """A cheaper test that holds only if the check certainly passes (see
+    ``sluice.quality.proofs``); when it does not hold, ``sql`` runs and finds the bad rows."""
 
 
 def compile_check(model: TableName, spec: CheckSpec) -> Check:
     """Turn a declared check into the SQL that returns its bad rows."""
     kind = spec.kind()
     target = f"{model.database}.{quote_ident(model.name)}"
-    proof = None
+    proof: UniqueProof | ForeignKeyProof | None = None
     if spec.unique is not None:
         sql = _unique_sql(target, spec.unique)
         name = f"unique({', '.join(spec.unique)})"
+        proof = UniqueProof(target, tuple(spec.unique))
     elif spec.not_null is not None:
         cond = " OR ".join(f"{quote_ident(c)} IS NULL" for c in spec.not_null)
         sql = f"SELECT * FROM {target} WHERE {cond}"
@@ -55,7 +55,14 @@ def compile_check(model: TableName, spec: CheckSpec) -> Check:
     elif spec.foreign_key is not None:
         sql = _foreign_key_sql(target, model.database, spec)
         name = f"foreign_key({spec.foreign_key.column} -> {spec.foreign_key.references})"
-        proof = _dense_key_proof(target, model.database, spec.foreign_key)
+        ref, ref_column = _referenced(TableName(model.database, ""), spec.foreign_key)
+        proof = ForeignKeyProof(
+            target,
+            spec.foreign_key.column,
+            f"{ref.database}.{quote_ident(ref.name)}",
+            ref_column,
+            spec.foreign_key.required,
+        )
     else:
         sql = (spec.sql or "").strip().rstrip(";")
         name = "sql"
@@ -146,39 +153,6 @@ def _foreign_key_sql(target: str, database: str, spec: CheckSpec) -> str:
     )
 
 
-_INTEGER_TYPES = ", ".join(
-    f"'{sign}{name}'"
-    for sign in ("", "U")
-    for name in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")
-)
-
-
-def _dense_key_proof(target: str, database: str, fk: ForeignKeyCheck) -> str:
-    """Prove a foreign key from aggregates alone, without joining the facts to the dimension.
-
-    When the referenced integer keys are distinct, not NULL and fill ``lo..hi`` without gaps
-    (surrogate keys usually do), every integer in that range exists exactly once; the facts
-    then reference existing keys if their own min and max lie in the range (and, for a
-    required key, none is NULL). Reading a min, a max and a NULL count of the fact column is
-    nearly free; the anti join it replaces is not.
-    """
-    ref, ref_column = _referenced(TableName(database, ""), fk)
-    ref_sql = f"{ref.database}.{quote_ident(ref.name)}"
-    k, c = quote_ident(ref_column), quote_ident(fk.column)
-    no_nulls = "f.nulls = 0 AND " if fk.required else ""
-    return (
-        f"SELECT (r.is_int AND f.is_int AND r.n = r.distinct_keys "
-        f"AND r.distinct_keys = r.hi - r.lo + 1 AND {no_nulls}"
-        f"(f.lo IS NULL OR (f.lo >= r.lo AND f.hi <= r.hi))) IS TRUE FROM "
-        f"(SELECT typeof(min({k})) IN ({_INTEGER_TYPES}) AS is_int, count(*) AS n, "
-        f"count(DISTINCT {k}) AS distinct_keys, TRY_CAST(min({k}) AS HUGEINT) AS lo, "
-        f"TRY_CAST(max({k}) AS HUGEINT) AS hi FROM {ref_sql}) r, "
-        f"(SELECT typeof(min({c})) IN ({_INTEGER_TYPES}) AS is_int, "
-        f"count(*) - count({c}) AS nulls, TRY_CAST(min({c}) AS HUGEINT) AS lo, "
-        f"TRY_CAST(max({c}) AS HUGEINT) AS hi FROM {target}) f"
-    )
-
-
 def run_check(con: duckdb.DuckDBPyConnection, check: Check) -> CheckResult:
     """Run a check; the result carries the bad-row count, a sample and a readable message."""
     import duckdb
@@ -213,17 +187,16 @@ def run_check(con: duckdb.DuckDBPyConnection, check: Check) -> CheckResult:
     )
 
 
-def _proven(con: duckdb.DuckDBPyConnection, proof: str) -> bool:
-    """True when the proof query holds; any error leaves the decision to the full check."""
+def _proven(con: duckdb.DuckDBPyConnection, proof: UniqueProof | ForeignKeyProof) -> bool:
+    """True when the proof holds; any error leaves the decision to the full check."""
     import duckdb
 
     try:
-        row = con.execute(proof).fetchone()
+        return proof.holds(con)
     except duckdb.InterruptException:
         raise
     except duckdb.Error:
         return False
-    return bool(row and row[0] is True)
 
 
 def describe_failure(check: Check, count: int, sample: tuple[dict[str, object], ...]) -> str:
