@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from sluice.config import CheckSpec, ForeignKeyCheck
 from sluice.core import TableName
 from sluice.quality.checks import compile_check, run_check
+from sluice.quality.proofs import HASHED_ROWS
 
 small = st.one_of(st.none(), st.integers(min_value=0, max_value=3))
 
@@ -31,11 +32,40 @@ def test_unique_finds_exactly_the_duplicated_keys(
     actual = con.execute(check.sql).fetchall()
     assert sorted(actual, key=repr) == sorted(expected, key=repr)
     assert check.proof is not None
-    has_null = any(None in row[:width] for row in rows)
-    assert check.proof.holds(con) == (not expected and not has_null)
+    assert check.proof.holds(con) == (not expected)
     result = run_check(con, check)
     assert result.failing_rows == len(expected)
     assert result.passed == (not expected)
+
+
+texts = st.one_of(st.none(), st.sampled_from(["", "a", "b", "é"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(texts, texts), max_size=30))
+def test_unique_proof_on_text_keys_holds_exactly_when_no_key_repeats(
+    rows: list[tuple[str | None, str | None]],
+) -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA gold")
+    con.execute("CREATE TABLE gold.t (a VARCHAR, b VARCHAR)")
+    if rows:
+        con.executemany("INSERT INTO gold.t VALUES (?, ?)", rows)
+    check = compile_check(TableName("gold", "t"), CheckSpec(unique=["a", "b"]))
+    repeats = len(rows) != len(set(rows))
+    assert check.proof is not None
+    assert check.proof.holds(con) == (not repeats)
+    assert run_check(con, check).passed == (not repeats)
+
+
+def test_unique_proof_leaves_float_keys_to_the_sql() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA gold")
+    con.execute("CREATE TABLE gold.t AS SELECT * FROM (VALUES (0.0::DOUBLE), (-0.0::DOUBLE)) v(x)")
+    check = compile_check(TableName("gold", "t"), CheckSpec(unique=["x"]))
+    assert check.proof is not None
+    assert not check.proof.holds(con)
+    assert run_check(con, check).failing_rows == 1
 
 
 def test_foreign_key_reports_missing_null_and_duplicate_keys() -> None:
@@ -135,9 +165,15 @@ def test_unique_proof_on_order_lines_and_its_limits() -> None:
     result = run_check(con, check)
     assert result.failing_rows == 1
     assert result.sample == ({"orderNumber": 10105, "orderLineNumber": 3, "copies": 2},)
-    # Keys spread too thinly for a bitmap: no proof, the SQL decides.
+    # Keys spread too thinly for a bitmap are hashed; past HASHED_ROWS the SQL decides.
     con.execute("CREATE TABLE gold.wide AS SELECT * FROM (VALUES (0), (1000000000000)) v(k)")
+    con.execute(
+        f"CREATE TABLE gold.wider AS SELECT range * 1000000 AS k FROM range({HASHED_ROWS + 1})"
+    )
     wide = compile_check(TableName("gold", "wide"), CheckSpec(unique=["k"]))
-    assert wide.proof is not None
-    assert not wide.proof.holds(con)
+    wider = compile_check(TableName("gold", "wider"), CheckSpec(unique=["k"]))
+    assert wide.proof is not None and wider.proof is not None
+    assert wide.proof.holds(con)
+    assert not wider.proof.holds(con)
+    assert run_check(con, wider).passed
     assert run_check(con, wide).passed

@@ -9,6 +9,10 @@ per value in the range, in one pass without hashing or sorting:
 - distinct dimension keys that fill their range (surrogate keys do) contain every fact key
   between their min and max, without joining the facts to them.
 
+Other keys of a table that is not too large are distinct when their row hashes are: as many
+distinct ``hash(key columns)`` as rows proves it (a collision only sends the decision to the
+SQL). That holds for types whose equal values have equal bytes, so not for floats.
+
 When a proof does not hold, or does not apply (other types, NULL keys, a range too wide
 for a small bitmap), the check's SQL runs and finds the bad rows. A proof never passes a
 table the SQL would fail: ``tests/quality/test_checks.py`` compares both on random tables.
@@ -25,6 +29,8 @@ from sluice.duck import quote_ident
 if TYPE_CHECKING:
     import duckdb
 
+HASHED_ROWS = 1_000_000
+"""Up to this many rows a hash of the key is cheaper than the check's sort."""
 MAX_BITS = 1 << 27
 """The widest bitmap a proof builds (16 MiB per thread)."""
 BITS_PER_ROW = 64
@@ -32,26 +38,46 @@ BITS_PER_ROW = 64
 SMALL_BITMAP = 1 << 16
 """Bitmaps up to this size are always cheap enough, however few the rows."""
 
-_INTEGER_TYPES = ", ".join(
-    f"'{sign}{name}'"
+_INTEGER_TYPES = frozenset(
+    f"{sign}{name}"
     for sign in ("", "U")
     for name in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")
 )
+_HASHABLE_TYPES = _INTEGER_TYPES | {
+    "VARCHAR",
+    "BLOB",
+    "BOOLEAN",
+    "DATE",
+    "TIMESTAMP",
+    "TIMESTAMP WITH TIME ZONE",
+}
 
 
 @dataclass(frozen=True)
 class KeyStats:
-    """Aggregates of one key column: is it an integer type, its NULLs, min and max."""
+    """Aggregates of one key column: its DuckDB type, NULLs, and min and max as integers
+    (None unless it is an integer column with values)."""
 
-    integer: bool
+    type: str
     nulls: int
     lo: int | None
     hi: int | None
 
+    @property
+    def integer(self) -> bool:
+        """Whether the column has an integer type."""
+        return self.type in _INTEGER_TYPES
+
+    @property
+    def hashable(self) -> bool:
+        """Whether equal values of the column's type always have equal bytes."""
+        return self.type in _HASHABLE_TYPES or self.type.startswith("DECIMAL(")
+
 
 @dataclass(frozen=True)
 class UniqueProof:
-    """Proves that ``columns`` of the relation ``target`` never repeat (no NULL in them)."""
+    """Proves that no two rows of the relation ``target`` have the same ``columns`` (NULLs
+    compare equal, as in the check)."""
 
     target: str
     columns: tuple[str, ...]
@@ -62,11 +88,13 @@ class UniqueProof:
         if rows == 0:
             return True
         if not all(s.integer and s.nulls == 0 for s in stats):
-            return False
+            return self._distinct_hashes(con, rows, stats)
         widths = [s.hi - s.lo + 1 for s in stats if s.lo is not None and s.hi is not None]
         bits = math.prod(widths)
-        if bits < rows or not bitmap_fits(bits, rows):
+        if bits < rows:
             return False  # fewer values than rows: some key repeats (the SQL names it)
+        if not bitmap_fits(bits, rows):
+            return self._distinct_hashes(con, rows, stats)
         packed, stride = [], 1
         for column, stat, width in reversed(list(zip(self.columns, stats, widths, strict=True))):
             packed.append(f"({quote_ident(column)} - {stat.lo}) * {stride}")
@@ -74,6 +102,15 @@ class UniqueProof:
         row = con.execute(
             f"SELECT bit_count({_bitmap(' + '.join(packed), bits)}) FROM {self.target}"
         ).fetchone()
+        return row is not None and row[0] == rows
+
+    def _distinct_hashes(
+        self, con: duckdb.DuckDBPyConnection, rows: int, stats: list[KeyStats]
+    ) -> bool:
+        if rows > HASHED_ROWS or not all(s.hashable for s in stats):
+            return False
+        columns = ", ".join(quote_ident(c) for c in self.columns)
+        row = con.execute(f"SELECT count(DISTINCT hash({columns})) FROM {self.target}").fetchone()
         return row is not None and row[0] == rows
 
 
@@ -117,17 +154,18 @@ def key_stats(
     for column in columns:
         c = quote_ident(column)
         parts += [
-            f"typeof(min({c})) IN ({_INTEGER_TYPES})",
+            f"typeof(min({c}))",
             f"count(*) - count({c})",
             f"TRY_CAST(min({c}) AS HUGEINT)",
             f"TRY_CAST(max({c}) AS HUGEINT)",
         ]
     row = con.execute(f"SELECT {', '.join(parts)} FROM {relation}").fetchone()
     assert row is not None
-    stats = [
-        KeyStats(bool(row[i]), int(row[i + 1]), row[i + 2], row[i + 3])
-        for i in range(1, len(row), 4)
-    ]
+    stats = []
+    for i in range(1, len(row), 4):
+        integer = str(row[i]) in _INTEGER_TYPES
+        lo, hi = (row[i + 2], row[i + 3]) if integer else (None, None)
+        stats.append(KeyStats(str(row[i]), int(row[i + 1]), lo, hi))
     return int(row[0]), stats
 
 
