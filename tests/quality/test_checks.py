@@ -14,16 +14,24 @@ from sluice.quality.proofs import HASHED_ROWS
 small = st.one_of(st.none(), st.integers(min_value=0, max_value=3))
 
 
+def gold_table(columns: str, rows: list[tuple[object, ...]]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB whose table ``gold.t`` (``columns``, as in CREATE TABLE) holds
+    ``rows``."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA gold")
+    con.execute(f"CREATE TABLE gold.t ({columns})")
+    if rows:
+        marks = ", ".join("?" * len(rows[0]))
+        con.executemany(f"INSERT INTO gold.t VALUES ({marks})", rows)
+    return con
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(small, small, small), max_size=40), st.integers(min_value=1, max_value=3))
 def test_unique_finds_exactly_the_duplicated_keys(
     rows: list[tuple[int | None, ...]], width: int
 ) -> None:
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA gold")
-    con.execute("CREATE TABLE gold.t (a INTEGER, b INTEGER, c INTEGER)")
-    if rows:
-        con.executemany("INSERT INTO gold.t VALUES (?, ?, ?)", rows)
+    con = gold_table("a INTEGER, b INTEGER, c INTEGER", list(rows))
     columns = ["a", "b", "c"][:width]
     check = compile_check(TableName("gold", "t"), CheckSpec(unique=columns))
     expected = con.execute(
@@ -46,11 +54,7 @@ texts = st.one_of(st.none(), st.sampled_from(["", "a", "b", "é"]))
 def test_unique_proof_on_text_keys_holds_exactly_when_no_key_repeats(
     rows: list[tuple[str | None, str | None]],
 ) -> None:
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA gold")
-    con.execute("CREATE TABLE gold.t (a VARCHAR, b VARCHAR)")
-    if rows:
-        con.executemany("INSERT INTO gold.t VALUES (?, ?)", rows)
+    con = gold_table("a VARCHAR, b VARCHAR", list(rows))
     check = compile_check(TableName("gold", "t"), CheckSpec(unique=["a", "b"]))
     repeats = len(rows) != len(set(rows))
     assert check.proof is not None
@@ -59,9 +63,7 @@ def test_unique_proof_on_text_keys_holds_exactly_when_no_key_repeats(
 
 
 def test_unique_proof_leaves_float_keys_to_the_sql() -> None:
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA gold")
-    con.execute("CREATE TABLE gold.t AS SELECT * FROM (VALUES (0.0::DOUBLE), (-0.0::DOUBLE)) v(x)")
+    con = gold_table("x DOUBLE", [(0.0,), (-0.0,)])
     check = compile_check(TableName("gold", "t"), CheckSpec(unique=["x"]))
     assert check.proof is not None
     assert not check.proof.holds(con)
