@@ -190,8 +190,8 @@ def run_etl(run: EtlRun) -> EtlResult:
 
 def _run(run: EtlRun) -> EtlResult:
     run.temp_dir.mkdir(parents=True, exist_ok=True)
-    # Opening DuckDB loads its 34 MB SQLite extension (~0.1 s, without holding the GIL):
-    # the source's tables and the models are read meanwhile.
+    # Opening DuckDB loads its 34 MB SQLite extension (~0.1 s) while the source's tables and
+    # the models are read; DuckDB holds the GIL for most of the load, so they overlap little.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluice-open") as opener:
         opening = opener.submit(_open_duckdb, run)
         try:
