@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -131,3 +132,32 @@ def test_raw_schemas_are_read_without_importing_pyiceberg(project: Project) -> N
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["9", "False"]
+
+
+def _metadata_files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted((root / "warehouse").rglob("*"))
+        if p.is_file() and "metadata" in p.parts
+    }
+
+
+def test_a_copied_or_moved_project_refuses_to_run_and_leaves_the_original_alone(
+    project: Project, tmp_path: Path
+) -> None:
+    first = project.run_job("etl")
+    assert first.state == "SUCCEEDED", first.error
+    before = _metadata_files(project.root)
+    copy = tmp_path / "copy"
+    shutil.copytree(project.root, copy)
+    copied = Project.open(copy).run_job("etl")
+    assert copied.state == "FAILED"
+    assert "outside this project's warehouse" in (copied.error or "")
+    assert str(project.root / "warehouse") in (copied.error or "")
+    assert _metadata_files(project.root) == before
+    assert project.run_job("etl").state == "SUCCEEDED"
+    moved = tmp_path / "moved"
+    project.root.rename(moved)
+    result = Project.open(moved).run_job("etl")
+    assert result.state == "FAILED"
+    assert "copied or moved" in (result.error or "")

@@ -196,6 +196,10 @@ def _run(run: EtlRun) -> EtlResult:
         opening = opener.submit(_open_duckdb, run)
         try:
             tables, models, checks = _definitions(run)
+            run.lake.ensure_owned(
+                [TableName(run.job.raw_database, t.name) for t in tables]
+                + [m.table for m in models]
+            )
             run.drift = _plan_drift(run, tables)
             run.cursors = _read_cursors(run, tables)
             run.captured = _read_cdc_cursors(run, tables)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 from sluice.config import redact
 from sluice.core import Cursor, RawSchema, TableCommit, TableName, WrittenTable
@@ -311,6 +312,35 @@ class Lake:
             for task in loaded.scan(snapshot_id=snapshot.snapshot_id).plan_files()
         )
         return Cursor(column, value, snapshot.snapshot_id), files
+
+    def ensure_owned(self, tables: Sequence[TableName]) -> None:
+        """Refuse to write when one of ``tables`` keeps its files outside this warehouse.
+
+        The catalog records absolute locations, so a project folder that was copied still
+        names the original's tables: a run would write their metadata files and, as old
+        versions expire, delete the original's. A moved folder names files that are gone.
+        Checked for a SQLite catalog over a local warehouse (the default), the case where
+        the catalog travels with the folder.
+        """
+        if self._metadata is None:
+            return
+        home = self.warehouse.resolve()
+        for table in tables:
+            try:
+                location = self._metadata.metadata_location(table)
+            except UnreadableMetadataError:
+                continue
+            if location is None or not location.startswith("file:"):
+                continue
+            path = Path(unquote(urlparse(location).path))
+            if not path.is_relative_to(home):
+                raise LakeError(
+                    f"Table {table} keeps its files in {path.parent.parent}, outside this "
+                    f"project's warehouse {home}: the project folder was copied or moved, and "
+                    "a run would change the other folder's tables.",
+                    hint="Run the job in the original folder, or start this copy afresh: "
+                    f"delete {self._metadata.catalog_file} and {home}, then rerun the job.",
+                )
 
     def raw_schema(self, table: TableName) -> RawSchema | None:
         """The table's columns (Iceberg types), recorded primary key and whether a schema

@@ -50,7 +50,7 @@ class MetadataReader:
 
         Raises ``UnreadableMetadataError`` when only pyiceberg can read it.
         """
-        location = self._metadata_location(table)
+        location = self.metadata_location(table)
         if location is None:
             return None
         if not location.startswith("file:") or not location.endswith(".metadata.json"):
@@ -62,7 +62,9 @@ class MetadataReader:
             raise UnreadableMetadataError(f"{location}: {exc}") from exc
         return parse_metadata(document)
 
-    def _metadata_location(self, table: TableName) -> str | None:
+    def metadata_location(self, table: TableName) -> str | None:
+        """The location of the table's current metadata file the catalog row names; None
+        when the table does not exist."""
         if not self.catalog_file.is_file():
             return None
         try:
