@@ -55,13 +55,9 @@ def compile_check(model: TableName, spec: CheckSpec) -> Check:
     elif spec.foreign_key is not None:
         sql = _foreign_key_sql(target, model.database, spec)
         name = f"foreign_key({spec.foreign_key.column} -> {spec.foreign_key.references})"
-        ref, ref_column = _referenced(TableName(model.database, ""), spec.foreign_key)
+        _, ref_column, ref_sql = _reference(model.database, spec.foreign_key)
         proof = ForeignKeyProof(
-            target,
-            spec.foreign_key.column,
-            f"{ref.database}.{quote_ident(ref.name)}",
-            ref_column,
-            spec.foreign_key.required,
+            target, spec.foreign_key.column, ref_sql, ref_column, spec.foreign_key.required
         )
     else:
         sql = (spec.sql or "").strip().rstrip(";")
@@ -136,11 +132,17 @@ def _referenced(model: TableName, fk: ForeignKeyCheck) -> tuple[TableName, str]:
     return TableName.parse(table, default_database=model.database), column
 
 
+def _reference(database: str, fk: ForeignKeyCheck) -> tuple[TableName, str, str]:
+    """The table a foreign key of a model in ``database`` points at, its column, and the
+    table as DuckDB names it."""
+    ref, column = _referenced(TableName(database, ""), fk)
+    return ref, column, f"{ref.database}.{quote_ident(ref.name)}"
+
+
 def _foreign_key_sql(target: str, database: str, spec: CheckSpec) -> str:
     assert spec.foreign_key is not None
     fk = spec.foreign_key
-    ref, ref_column = _referenced(TableName(database, ""), fk)
-    ref_sql = f"{ref.database}.{quote_ident(ref.name)}"
+    ref, ref_column, ref_sql = _reference(database, fk)
     col, ref_col = quote_ident(fk.column), quote_ident(ref_column)
     null_clause = "" if fk.required else f" AND f.{col} IS NOT NULL"
     return (
