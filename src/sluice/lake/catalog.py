@@ -17,13 +17,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 from sluice.config import redact
 from sluice.core import Cursor, RawSchema, TableCommit, TableName, WrittenTable
 from sluice.errors import LakeError, LakeUnavailableError, NotFoundError, did_you_mean
 from sluice.lake.datafiles import data_file, iceberg_schema
-from sluice.lake.metadata import UnreadableMetadataError, reader_for
+from sluice.lake.metadata import UnreadableMetadataError, local_path, reader_for
 from sluice.lock import ProcessLock
 from sluice.observe.failpoints import failpoint
 
@@ -330,10 +329,8 @@ class Lake:
                 location = self._metadata.metadata_location(table)
             except UnreadableMetadataError:
                 continue
-            if location is None or not location.startswith("file:"):
-                continue
-            path = Path(unquote(urlparse(location).path))
-            if not path.is_relative_to(home):
+            path = local_path(location) if location else None
+            if path is not None and not path.is_relative_to(home):
                 raise LakeError(
                     f"Table {table} keeps its files in {path.parent.parent}, outside this "
                     f"project's warehouse {home}: the project folder was copied or moved, and "

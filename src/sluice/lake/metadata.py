@@ -53,9 +53,9 @@ class MetadataReader:
         location = self.metadata_location(table)
         if location is None:
             return None
-        if not location.startswith("file:") or not location.endswith(".metadata.json"):
+        path = local_path(location)
+        if path is None or not location.endswith(".metadata.json"):
             raise UnreadableMetadataError(location)
-        path = Path(unquote(urlparse(location).path))
         try:
             document = json.loads(path.read_bytes())
         except (OSError, ValueError) as exc:
@@ -83,6 +83,17 @@ class MetadataReader:
         if not row[0]:
             raise UnreadableMetadataError(f"{table} has no metadata location")
         return str(row[0])
+
+
+def local_path(location: str) -> Path | None:
+    """The file a ``file:`` location names; None for any other scheme.
+
+    >>> local_path("file:///lake/raw.db/orders/metadata/00001-a%20b.metadata.json")
+    PosixPath('/lake/raw.db/orders/metadata/00001-a b.metadata.json')
+    """
+    if not location.startswith("file:"):
+        return None
+    return Path(unquote(urlparse(location).path))
 
 
 def reader_for(catalog_uri: str, *, local_warehouse: bool) -> MetadataReader | None:
