@@ -385,7 +385,6 @@ def job_start(
     """Start a job run and print its id; --wait runs it to the end and prints its state.
 
     With --from, --only or --exclude the tasks left out keep their published tables."""
-    proj = _project(project)
     selection: dict[str, Any] = {
         "timeout_minutes": timeout,
         "start_from": _names(start_from),
@@ -393,13 +392,19 @@ def job_start(
         "exclude": _names(exclude),
     }
     if not wait:
-        render.out.print(proj.jobs.start(job, **selection).run_id)
+        render.out.print(_project(project).jobs.start(job, **selection).run_id)
         return
-    if quiet:
-        run = proj.jobs.start(job, wait=True, **selection)
-    else:
-        with render.RichProgress() as progress:
-            run = proj.jobs.start(job, wait=True, progress=progress, **selection)
+    from sluice.lake.catalog_process import forked_catalog
+
+    with forked_catalog() as catalog:
+        proj = _project(project)
+        if quiet:
+            run = proj.jobs.start(job, wait=True, catalog=catalog, **selection)
+        else:
+            with render.RichProgress() as progress:
+                run = proj.jobs.start(
+                    job, wait=True, progress=progress, catalog=catalog, **selection
+                )
     _print_final(run)
 
 
@@ -419,15 +424,18 @@ def job_retry(
     project: ProjectOption = None,
 ) -> None:
     """Resume a failed run in a new run that reuses the tasks it finished; print the new id."""
-    proj = _project(project)
     if not wait:
-        render.out.print(proj.jobs.retry(job, run_id).run_id)
+        render.out.print(_project(project).jobs.retry(job, run_id).run_id)
         return
-    if quiet:
-        run = proj.jobs.retry(job, run_id, wait=True)
-    else:
-        with render.RichProgress() as progress:
-            run = proj.jobs.retry(job, run_id, wait=True, progress=progress)
+    from sluice.lake.catalog_process import forked_catalog
+
+    with forked_catalog() as catalog:
+        proj = _project(project)
+        if quiet:
+            run = proj.jobs.retry(job, run_id, wait=True, catalog=catalog)
+        else:
+            with render.RichProgress() as progress:
+                run = proj.jobs.retry(job, run_id, wait=True, progress=progress, catalog=catalog)
     _print_final(run)
 
 

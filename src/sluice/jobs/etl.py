@@ -42,6 +42,7 @@ from sluice.jobs.graph import run_graph
 from sluice.jobs.retry import retrying
 from sluice.jobs.store import RunTasks, utcnow
 from sluice.lake.catalog import Lake
+from sluice.lake.catalog_process import CatalogCalls, InProcess
 from sluice.lake.datafiles import read_footer
 from sluice.lake.publications import PublicationStore
 from sluice.lake.types import lake_select
@@ -116,6 +117,7 @@ class EtlRun:
     counters: Counters
     temp_dir: Path
     tasks: RunTasks
+    catalog: CatalogCalls = field(default_factory=InProcess)
     selection: dict[str, list[str]] = field(default_factory=dict)
     reuse: dict[str, dict[str, Any]] = field(default_factory=dict)
     reused_from: str | None = None
@@ -190,6 +192,18 @@ def run_etl(run: EtlRun) -> EtlResult:
 
 def _run(run: EtlRun) -> EtlResult:
     run.temp_dir.mkdir(parents=True, exist_ok=True)
+    # Tables are committed to Iceberg as soon as they are written, in the background.
+    # Readers only see them once the publication record is written, after every check.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluice-commit") as committer:
+        return _run_committing(run, committer)
+
+
+def _run_committing(run: EtlRun, committer: ThreadPoolExecutor) -> EtlResult:
+    databases = {run.job.raw_database, run.job.gold_database}
+    if run.catalog.forked:
+        # The catalog process opens the catalog on the other core; in this process that
+        # would import pyiceberg here, holding the GIL while the run is planned.
+        committer.submit(run.catalog.call, run.lake.prepare, databases)
     # Opening DuckDB loads its 34 MB SQLite extension (~0.1 s) while the source's tables and
     # the models are read; DuckDB holds the GIL for most of the load, so they overlap little.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluice-open") as opener:
@@ -214,45 +228,43 @@ def _run(run: EtlRun) -> EtlResult:
     run.checkpoint.watch(con)
     try:
         _with_retries(run, "Connecting to the source", lambda: run.source.attach(con, SOURCE_ALIAS))
-        for database in sorted({run.job.raw_database, run.job.gold_database}):
+        for database in sorted(databases):
             con.execute(f"CREATE SCHEMA {database}")
         for commit in reused.values():
             if isinstance(commit, TableCommit):
                 _expose(con, commit.table, commit.files, exposed=run.exposed)
-        # Tables are committed to Iceberg as soon as they are written, in the background.
-        # Readers only see them once the publication record is written, after every check.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluice-commit") as committer:
-            committer.submit(run.lake.prepare, {run.job.raw_database, run.job.gold_database})
-            pending: list[Future[TableCommit]] = []
-            results = _execute(
-                run,
-                con,
-                graph=graph,
-                selected=selected,
-                tasks=_task_objects(tables, models, checks),
-                commit=lambda name, w: pending.append(_commit_later(committer, run, name, w)),
+        if not run.catalog.forked:
+            committer.submit(run.lake.prepare, databases)
+        pending: list[Future[TableCommit]] = []
+        results = _execute(
+            run,
+            con,
+            graph=graph,
+            selected=selected,
+            tasks=_task_objects(tables, models, checks),
+            commit=lambda name, w: pending.append(_commit_later(committer, run, name, w)),
+        )
+        results += [r for r in reused.values() if isinstance(r, CheckResult)]
+        if run.drift.quarantined:
+            raise run.drift.error()
+        failed = [r for r in results if not r.passed and r.severity == "error"]
+        if failed:
+            raise CheckFailedError(
+                "; ".join(r.message for r in failed),
+                hint="Nothing was published; fix the model and rerun the job.",
             )
-            results += [r for r in reused.values() if isinstance(r, CheckResult)]
-            if run.drift.quarantined:
-                raise run.drift.error()
-            failed = [r for r in results if not r.passed and r.severity == "error"]
-            if failed:
-                raise CheckFailedError(
-                    "; ".join(r.message for r in failed),
-                    hint="Nothing was published; fix the model and rerun the job.",
-                )
-            run.checkpoint.check()
-            run.counters(stage="publish", rows_read=run.rows_read, rows_written=run.rows_written)
-            run.progress.stage_started("publish", len(pending) + 1)
-            commits: list[TableCommit] = []
-            for future in pending:
-                commit = future.result()
-                commits.append(commit)
-                run.progress.item_done("publish", str(commit.table), commit.rows)
+        run.checkpoint.check()
+        run.counters(stage="publish", rows_read=run.rows_read, rows_written=run.rows_written)
+        run.progress.stage_started("publish", len(pending) + 1)
+        commits: list[TableCommit] = []
+        for future in pending:
+            commit = future.result()
+            commits.append(commit)
+            run.progress.item_done("publish", str(commit.table), commit.rows)
         run.checkpoint.check()
         failpoint("publish")
         kept = [c for c in reused.values() if isinstance(c, TableCommit)]
-        run.publications.publish(run.run_id, run.job_name, commits + kept)
+        run.catalog.call(run.publications.publish, run.run_id, run.job_name, commits + kept)
         failpoint("published")
         run.progress.item_done("publish", "publication record")
         run.progress.stage_finished("publish")
@@ -366,7 +378,7 @@ def _plan(run: EtlRun, graph: TaskGraph) -> tuple[frozenset[str], dict[str, Reus
             reused[name] = value
             details[name] = f"reuses the output of run {run.reused_from}"
     left_out = sorted(set(graph.dependencies) - wanted - set(reused))
-    published = run.publications.current() if left_out else {}
+    published = run.catalog.call(run.publications.current) if left_out else {}
     for name in left_out:
         table = graph.outputs.get(name)
         current = published.get(table) if table is not None else None
@@ -489,7 +501,9 @@ def _read_cursors(run: EtlRun, tables: list[SourceTable]) -> dict[str, Increment
         if TableName(run.job.raw_database, name) in run.drift.quarantined:
             continue
         column = cursor_column(by_name[name], spec, job=run.job_name)
-        cursor, files = run.lake.cursor(TableName(run.job.raw_database, name), spec.cursor)
+        cursor, files = run.catalog.call(
+            run.lake.cursor, TableName(run.job.raw_database, name), spec.cursor
+        )
         cursors[name] = IncrementalTable(column, cursor, files)
     return cursors
 
@@ -514,7 +528,7 @@ def _read_cdc_cursors(
         check_cdc_spec(by_name[name], spec, job=run.job_name)
         target = TableName(run.job.raw_database, name)
         if target not in run.drift.quarantined:
-            captured[name] = run.lake.cursor(target, CDC_CURSOR)
+            captured[name] = run.catalog.call(run.lake.cursor, target, CDC_CURSOR)
     return captured
 
 
@@ -665,11 +679,11 @@ def _extract_one(
     incremental = run.cursors.get(table.name)
     if incremental is not None:
         _hold_merge_lock(run, target)
-        cursor_now, files_now = run.lake.cursor(target, incremental.cursor.column)
+        cursor_now, files_now = run.catalog.call(run.lake.cursor, target, incremental.cursor.column)
         incremental = replace(incremental, cursor=cursor_now, files=files_now)
     if table.name in run.captured:
         _hold_merge_lock(run, target)
-        cursor_before, files = run.lake.cursor(target, CDC_CURSOR)
+        cursor_before, files = run.catalog.call(run.lake.cursor, target, CDC_CURSOR)
         position = log_position(run.source.url, [table.name], base_dir=run.root)
         written = extract_changes(
             cursor,
@@ -791,7 +805,7 @@ def _merge_model(
     be built fully (recorded with the reason in ``run.model_builds``)."""
     if model.incremental is None:
         return None
-    previous, gold_files = run.lake.summary(model.table)
+    previous, gold_files = run.catalog.call(run.lake.summary, model.table)
     built = build_increment(
         cursor,
         model.incremental,
@@ -819,13 +833,16 @@ def _commit_later(
     def commit() -> TableCommit:
         failpoint(f"before-commit:{written.table}")
         if written.cursor is None:
-            result = run.lake.commit(written, run_id=run.run_id)
+            result = run.catalog.call(run.lake.commit, written, run_id=run.run_id)
         else:
             name = written.table.name
             spec = run.job.incremental.get(name) or run.job.cdc[name]
             try:
-                result = run.lake.commit_incremental(
-                    written, run_id=run.run_id, primary_key=spec.primary_key
+                result = run.catalog.call(
+                    run.lake.commit_incremental,
+                    written,
+                    run_id=run.run_id,
+                    primary_key=spec.primary_key,
                 )
             finally:
                 _release_merge_lock(run, written.table)
@@ -857,7 +874,7 @@ def _expose(
 
 def _remove_old_files(run: EtlRun, commits: list[TableCommit]) -> None:
     """Delete data files that neither the retained snapshots nor recent publications use."""
-    keep = run.publications.recent_runs(KEEP_PUBLICATIONS) | {run.run_id}
+    keep = run.catalog.call(run.publications.recent_runs, KEEP_PUBLICATIONS) | {run.run_id}
     started = run.started_at.timestamp()
     removed = 0
     for commit in commits:

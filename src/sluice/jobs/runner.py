@@ -22,6 +22,7 @@ from sluice.errors import DriftError, JobError, SluiceError
 from sluice.jobs.etl import EtlRun, run_etl
 from sluice.jobs.store import JobRun, RunStore, RunTasks
 from sluice.lake.catalog import Lake
+from sluice.lake.catalog_process import CatalogCalls, InProcess
 from sluice.lake.publications import PublicationStore
 from sluice.observe.progress import FanOut, LogProgress, Progress
 from sluice.sources.base import open_source
@@ -121,8 +122,16 @@ def process_identity(pid: int) -> float:
     return psutil.Process(pid).create_time()
 
 
-def execute_run(env: RunEnvironment, run: JobRun, *, progress: Progress | None = None) -> JobRun:
-    """Run a recorded STARTING run to its end in this process; return its final record."""
+def execute_run(
+    env: RunEnvironment,
+    run: JobRun,
+    *,
+    progress: Progress | None = None,
+    catalog: CatalogCalls | None = None,
+) -> JobRun:
+    """Run a recorded STARTING run to its end in this process; return its final record.
+
+    ``catalog`` makes its catalog writes (default: this process)."""
     job = env.config.jobs[run.job]
     pid = os.getpid()
     env.store.set_process(run.run_id, pid, process_identity(pid))
@@ -172,6 +181,7 @@ def execute_run(env: RunEnvironment, run: JobRun, *, progress: Progress | None =
                     counters=counters,
                     temp_dir=env.temp_dir / run.run_id,
                     tasks=tasks,
+                    catalog=catalog or InProcess(),
                     selection=run.selection or {},
                     reuse=_reusable(env.store, run.retry_of),
                     reused_from=run.retry_of,

@@ -18,6 +18,7 @@ from sluice.errors import ConfigError, JobError, NotFoundError, did_you_mean
 from sluice.jobs.dag import TaskGraph, required_inputs
 from sluice.jobs.runner import RunEnvironment, execute_run, process_identity
 from sluice.jobs.store import JobRun, TaskRecord, utcnow
+from sluice.lake.catalog_process import CatalogCalls
 from sluice.observe.progress import Progress
 from sluice.sources.base import open_source
 
@@ -56,13 +57,15 @@ class JobService:
         start_from: list[str] | None = None,
         only: list[str] | None = None,
         exclude: list[str] | None = None,
+        catalog: CatalogCalls | None = None,
     ) -> JobRun:
         """Start a run. With ``wait`` it runs here and returns the final record; otherwise a
         detached worker process runs it and the STARTING record returns at once.
 
         ``start_from`` reruns those tasks and every task after them, ``only`` runs just those
         tasks (and the checks on their tables), ``exclude`` leaves tasks out; the tasks not
-        run keep their published tables, and the run publishes them with the new ones."""
+        run keep their published tables, and the run publishes them with the new ones.
+        ``catalog`` makes a waited-for run's catalog writes (default: in this process)."""
         selection = {
             key: list(values)
             for key, values in (("from", start_from), ("only", only), ("exclude", exclude))
@@ -72,11 +75,22 @@ class JobService:
         if selection:
             self._check_selection(name, selection)
         return self._launch(
-            name, wait=wait, progress=progress, timeout_minutes=timeout_minutes, selection=selection
+            name,
+            wait=wait,
+            progress=progress,
+            timeout_minutes=timeout_minutes,
+            selection=selection,
+            catalog=catalog,
         )
 
     def retry(
-        self, name: str, run_id: str, *, wait: bool = False, progress: Progress | None = None
+        self,
+        name: str,
+        run_id: str,
+        *,
+        wait: bool = False,
+        progress: Progress | None = None,
+        catalog: CatalogCalls | None = None,
     ) -> JobRun:
         """Resume a failed run in a new run: tasks it finished (their tables committed) are
         reused, the others run (Glue's start-job-run --job-run-id)."""
@@ -105,6 +119,7 @@ class JobService:
             timeout_minutes=previous.timeout_minutes,
             selection=previous.selection or {},
             retry_of=previous.run_id,
+            catalog=catalog,
         )
 
     def _launch(
@@ -116,6 +131,7 @@ class JobService:
         timeout_minutes: float | None,
         selection: dict[str, list[str]],
         retry_of: str | None = None,
+        catalog: CatalogCalls | None = None,
     ) -> JobRun:
         job = self.env.config.jobs[name]
         busy = self.active(name)
@@ -139,7 +155,7 @@ class JobService:
             pid = os.getpid()
             self.env.store.set_process(run.run_id, pid, process_identity(pid))
             self._wait_turn(run)
-            return execute_run(self.env, run, progress=progress)
+            return execute_run(self.env, run, progress=progress, catalog=catalog)
         self._spawn(run)
         return self.env.store.get(name, run.run_id)
 
@@ -232,12 +248,12 @@ class JobService:
         self.reap(name)
         return self.env.store.active(name)
 
-    def execute(self, name: str, run_id: str) -> JobRun:
+    def execute(self, name: str, run_id: str, *, catalog: CatalogCalls | None = None) -> JobRun:
         """Run an existing STARTING run in this process (what the worker does), once the job
         has room for it."""
         run = self.env.store.get(name, run_id)
         self._wait_turn(run)
-        return execute_run(self.env, run)
+        return execute_run(self.env, run, catalog=catalog)
 
     def reset_cursor(self, name: str, table: str) -> dict[str, str]:
         """Make the next run of job ``name`` read all of incremental ``table``, as Glue's

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from sluice.project import Project
+from sluice.lake.catalog_process import forked_catalog
 
 
 def main(argv: list[str]) -> int:
     """Run ``ROOT JOB RUN_ID``; the exit code is 0 only when the run SUCCEEDED."""
     root, job, run_id = argv
-    run = Project.open(root).jobs.execute(job, run_id)
+    with forked_catalog() as catalog:
+        from sluice.project import Project
+
+        run = Project.open(root).jobs.execute(job, run_id, catalog=catalog)
     return 0 if run.state == "SUCCEEDED" else 1
 
 

@@ -143,6 +143,11 @@ class Lake:
         self._opening = threading.Lock()
         self._metadata = reader_for(catalog_uri, local_warehouse=s3 is None)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its settings; unpickled as one shared ``Lake`` per settings in the
+        receiving process, so a catalog process opens the catalog once."""
+        return _shared_lake, (self.catalog_uri, self.warehouse, self.keep_snapshots, self.s3)
+
     @property
     def catalog(self) -> SqlCatalog:
         """The pyiceberg SQL catalog (opened once, on first use from any thread; creates the
@@ -659,6 +664,13 @@ class Lake:
         if self.catalog_uri.startswith("sqlite:////"):
             return Path(self.catalog_uri.removeprefix("sqlite:///")).is_file()
         return True
+
+
+@functools.cache
+def _shared_lake(
+    catalog_uri: str, warehouse: Path, keep_snapshots: int, s3: S3Warehouse | None
+) -> Lake:
+    return Lake(catalog_uri=catalog_uri, warehouse=warehouse, keep_snapshots=keep_snapshots, s3=s3)
 
 
 def cursor_property(column: str) -> str:

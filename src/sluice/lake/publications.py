@@ -12,9 +12,9 @@ import json
 import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sluice.config import redact
 from sluice.core import TableCommit, TableName
@@ -46,6 +46,11 @@ class PublicationStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its URL; unpickled as one shared store per URL in the receiving
+        process, so a catalog process connects once."""
+        return _shared_store, (self.url,)
 
     def _exists(self) -> bool:
         """False for a SQLite catalog file not created yet (reads then see no tables)."""
@@ -237,3 +242,8 @@ class PublicationStore:
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT table_namespace, table_name FROM iceberg_tables"))
             return sorted(TableName(ns, name) for ns, name in rows)
+
+
+@cache
+def _shared_store(url: str) -> PublicationStore:
+    return PublicationStore(url)

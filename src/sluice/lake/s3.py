@@ -15,7 +15,7 @@ import os
 import shutil
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sluice.duck import quote_literal
@@ -47,6 +47,16 @@ class S3Warehouse:
         self.uri = uri.rstrip("/")
         self.endpoint = endpoint.rstrip("/") if endpoint else None
         self.region = region or os.environ.get("AWS_REGION") or DEFAULT_REGION
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its settings (never a connection); equal settings are equal."""
+        return _warehouse, (self.uri, self.endpoint, self.region)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, S3Warehouse) and self.__reduce__() == other.__reduce__()
+
+    def __hash__(self) -> int:
+        return hash((self.uri, self.endpoint, self.region))
 
     @property
     def bucket(self) -> str:
@@ -198,6 +208,10 @@ class S3Warehouse:
                 f"USE_SSL {'true' if scheme == 'https' else 'false'}",
             ]
         con.execute(f"CREATE OR REPLACE TEMPORARY SECRET sluice_warehouse ({', '.join(options)})")
+
+
+def _warehouse(uri: str, endpoint: str | None, region: str) -> S3Warehouse:
+    return S3Warehouse(uri, endpoint=endpoint, region=region)
 
 
 def _key(uri: str) -> str:

@@ -13,7 +13,8 @@ thread: ``before-commit:<db.table>`` (data files written, nothing committed),
 ``in-commit:<db.table>`` (Iceberg manifests written, table metadata not yet swapped),
 ``after-commit:<db.table>`` (the Iceberg commit, cursor included, is done; the run's task
 record does not know it yet) and ``commit:<db.table>`` (the task record has the commit);
-then ``publish`` (before the publication record) and ``published`` (after it).
+then ``publish`` (before the publication record) and ``published`` (after it). In a
+helper process (``sluice.lake.catalog_process``) a failpoint kills the helper's parent first.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sluice.errors import SourceUnavailableError
 
 ENV_VAR = "SLUICE_FAILPOINTS"
 LOG_VAR = "SLUICE_FAILPOINTS_LOG"
+_kill_first: list[int] = []
 
 
 def failpoint(name: str) -> None:
@@ -37,7 +39,15 @@ def failpoint(name: str) -> None:
             log.write(f"{name}\n")
     points = os.environ.get(ENV_VAR)
     if points and name in points.split(","):
+        for pid in _kill_first:
+            os.kill(pid, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_first(pid: int) -> None:
+    """Have every failpoint reached in this process kill ``pid`` before this process: a
+    helper process's failpoint then stops the run it works for."""
+    _kill_first.append(pid)
 
 
 FAULTS_VAR = "SLUICE_FAULTS"
