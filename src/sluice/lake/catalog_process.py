@@ -12,7 +12,7 @@ connection is opened once. Its log records and errors come back with the reply. 
 with its parent (``PR_SET_PDEATHSIG``), so a killed run never leaves it committing, and a
 failpoint reached in it kills the parent first, as if the write had happened there.
 ``InProcess`` makes the same calls directly, for callers that did not fork one (the Python
-API, tests, platforms without ``fork``).
+API, tests, other platforms than Linux).
 """
 
 from __future__ import annotations
@@ -82,11 +82,11 @@ class CatalogProcess:
 
     @classmethod
     def fork(cls) -> CatalogProcess | None:
-        """Fork the child; None where that is unsafe or off: without ``os.fork``, with other
-        threads running (a fork copies none of them, but may copy a lock one holds), or when
-        ``SLUICE_CATALOG_PROCESS=0``."""
+        """Fork the child; None where that is unsafe or off: off Linux (macOS's system
+        libraries do not survive a fork), with other threads running (a fork copies none of
+        them, but may copy a lock one holds), or when ``SLUICE_CATALOG_PROCESS=0``."""
         if (
-            not hasattr(os, "fork")
+            not sys.platform.startswith("linux")
             or threading.active_count() > 1
             or os.environ.get(ENV_VAR, "1") == "0"
         ):
@@ -178,12 +178,11 @@ def _serve(connection: Connection, parent: int) -> None:
 
 
 def _die_with(parent: int) -> None:
-    """Have the kernel kill this process when its parent dies (Linux), and exit now if the
-    parent is already gone."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    """Have the kernel kill this process when its parent dies, and exit now if the parent is
+    already gone."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
 
