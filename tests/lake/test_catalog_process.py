@@ -100,6 +100,11 @@ try:
     process.call(functools.partial(exec, "class L(Exception): pass\\nraise L('cannot travel')"))
 except LakeError as exc:
     out["unpicklable"] = exc.message
+import threading
+try:
+    process.call(threading.Lock)
+except LakeError as exc:
+    out["unsendable"] = exc.message
 out["still_serving"] = process.call(os.getpid) != os.getpid()
 print(json.dumps(out))
 process.close()
@@ -112,7 +117,33 @@ process.close()
     assert hint == "List tables with 'sluice catalog tables'."
     assert noted
     assert out["unpicklable"] == "L: cannot travel"
+    assert out["unsendable"].startswith("Unsendable result: cannot pickle '_thread.lock'")
     assert out["still_serving"] is True
+
+
+def test_a_call_interrupted_in_the_parent_ends_the_conversation(tmp_path: Path) -> None:
+    done = _script(
+        LAKE.format(root=str(tmp_path))
+        + """
+import signal, time
+from sluice.errors import LakeError
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGALRM, interrupt)
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+try:
+    process.call(time.sleep, 1)
+except KeyboardInterrupt:
+    pass
+try:
+    process.call(os.getpid)
+except LakeError as exc:
+    print(exc.message)
+process.close()
+"""
+    )
+    assert done.returncode == 0, done.stderr
+    assert "stopped answering after an interrupted call" in done.stdout
 
 
 def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ WARM_UP = (
 PR_SET_PDEATHSIG = 1
 P = ParamSpec("P")
 R = TypeVar("R")
-log = logging.getLogger("sluice.lake.catalog_process")
+Reply = tuple[bool, Any, list[tuple[str, int, str]]]
 
 
 class CatalogCalls(Protocol):
@@ -79,6 +79,7 @@ class CatalogProcess:
         self.pid = pid
         self._connection = connection
         self._lock = threading.Lock()
+        self._broken = False
 
     @classmethod
     def fork(cls) -> CatalogProcess | None:
@@ -104,14 +105,24 @@ class CatalogProcess:
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn(*args, **kwargs)`` in the child and return its result or raise its error."""
         with self._lock:
+            if self._broken:
+                raise LakeError(
+                    f"The catalog process (pid {self.pid}) stopped answering after an "
+                    "interrupted call.",
+                    hint="Nothing was published; rerun the job.",
+                )
             try:
                 self._connection.send((fn, args, kwargs))
-                reply = self._connection.recv()
+                reply: Reply = self._connection.recv()
             except (EOFError, OSError) as exc:
+                self._broken = True
                 raise LakeError(
                     f"The catalog process (pid {self.pid}) ended during a catalog write: {exc}",
                     hint="Nothing was published; rerun the job.",
                 ) from exc
+            except BaseException:
+                self._broken = True  # its reply, if any, would answer the next call
+                raise
         ok, value, records = reply
         for name, level, message in records:
             logging.getLogger(name).log(level, "%s", message)
@@ -163,14 +174,13 @@ def _serve(connection: Connection, parent: int) -> None:
                 break
             records.clear()
             try:
-                reply: tuple[bool, Any, list[tuple[str, int, str]]] = (
-                    True,
-                    fn(*args, **kwargs),
-                    list(records),
-                )
+                reply: Reply = (True, fn(*args, **kwargs), list(records))
             except Exception as exc:
                 reply = (False, _sendable(exc), list(records))
-            connection.send(reply)
+            try:
+                connection.send(reply)
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                connection.send((False, LakeError(f"Unsendable result: {exc}"), list(records)))
     except BaseException:
         code = 1
     finally:
@@ -208,9 +218,11 @@ def _capture_logs() -> list[tuple[str, int, str]]:
 
 
 def _warm_up() -> None:
-    """Import what a commit and a publication use, while the parent starts its run."""
+    """Import what a commit and a publication use, while the parent starts its run; a module
+    that fails to import fails the call that needs it, with its own error."""
     for module in WARM_UP:
-        importlib.import_module(module)
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
 
 
 def _sendable(exc: Exception) -> Exception:
