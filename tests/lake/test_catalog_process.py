@@ -21,6 +21,7 @@ import pytest
 
 from sluice.lake.catalog_process import InProcess, forked_catalog
 from sluice.project import Project
+from tests.conftest import sluice_cli
 from tests.jobs.helpers import lake_totals, source_totals
 
 
@@ -246,7 +247,9 @@ main()
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
     calls = report["calls"]
-    assert calls[0] == "prepare"
+    assert calls[0] == "open_if_present"
+    assert calls.count("prepare") == 1
+    assert calls.index("prepare") < calls.index("commit")
     assert calls.count("commit") == 14
     assert calls.count("summary") == 1  # fact_orders is an incremental model
     assert calls[-2:] == ["publish", "recent_runs"]
@@ -256,3 +259,16 @@ main()
     assert len(published) == 14
     assert published == {str(t.table) for t in project.lake.tables()}
     assert lake_totals(project) == source_totals(project)
+
+
+@pytest.mark.slow
+def test_a_cli_run_that_fails_before_writing_leaves_no_catalog(project: Project) -> None:
+    source = project.config.sources["classicmodels"].url.removeprefix("sqlite:///")
+    Path(source).unlink()
+    done = sluice_cli("job", "start", "etl", "--wait", "--quiet", "--project", project.root)
+    assert done.returncode == 4
+    assert done.stderr.startswith("Error: Source file ")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert project.jobs.runs("etl")[0].state == "FAILED"
+    assert not (project.root / ".sluice" / "catalog.db").exists()
+    assert not (project.root / "warehouse").exists()

@@ -201,9 +201,9 @@ def _run(run: EtlRun) -> EtlResult:
 def _run_committing(run: EtlRun, committer: ThreadPoolExecutor) -> EtlResult:
     databases = {run.job.raw_database, run.job.gold_database}
     if run.catalog.forked:
-        # The catalog process opens the catalog on the other core; in this process that
-        # would import pyiceberg here, holding the GIL while the run is planned.
-        committer.submit(run.catalog.call, run.lake.prepare, databases)
+        # The catalog process opens the catalog on the other core while the run is planned;
+        # in this process that would import pyiceberg here, holding the GIL.
+        committer.submit(run.catalog.call, run.lake.open_if_present)
     # Opening DuckDB loads its 34 MB SQLite extension (~0.1 s) while the source's tables and
     # the models are read; DuckDB holds the GIL for most of the load, so they overlap little.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluice-open") as opener:
@@ -233,8 +233,7 @@ def _run_committing(run: EtlRun, committer: ThreadPoolExecutor) -> EtlResult:
         for commit in reused.values():
             if isinstance(commit, TableCommit):
                 _expose(con, commit.table, commit.files, exposed=run.exposed)
-        if not run.catalog.forked:
-            committer.submit(run.lake.prepare, databases)
+        committer.submit(run.catalog.call, run.lake.prepare, databases)
         pending: list[Future[TableCommit]] = []
         results = _execute(
             run,

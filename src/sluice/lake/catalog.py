@@ -241,6 +241,12 @@ class Lake:
         for database in sorted(databases):
             self.ensure_database(database)
 
+    def open_if_present(self) -> None:
+        """Open the catalog now when its database already holds it, so that a later commit
+        need not; nothing is created or written."""
+        if self.catalog_initialized():
+            _ = self.catalog
+
     def ensure_database(self, database: str) -> None:
         """Create a catalog namespace if it does not exist yet."""
         from pyiceberg.exceptions import NamespaceAlreadyExistsError
