@@ -344,8 +344,9 @@ def test_disable_removes_the_triggers_and_the_log_and_enable_is_idempotent(
             "postgresql": "SELECT relname FROM pg_class WHERE relnamespace = "
             "current_schema()::regnamespace AND relname LIKE '%sluice%' UNION ALL "
             "SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace "
-            "UNION ALL SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE "
-            f"'{TRIGGER_PREFIX}%'",
+            "UNION ALL SELECT tgname FROM pg_trigger JOIN pg_class ON pg_class.oid = tgrelid "
+            "WHERE NOT tgisinternal AND relnamespace = current_schema()::regnamespace AND "
+            f"tgname LIKE '{TRIGGER_PREFIX}%'",
         }[captured.dialect]
         assert execute(tables) == []
     assert project.disable_cdc() == []
