@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -12,7 +13,7 @@ import pytest
 
 from sluice.catalog.crawler import DEPRECATED_PROPERTY, CrawlReport, TableChange
 from sluice.core import TableName
-from sluice.errors import ConfigError, LockedError, NotFoundError
+from sluice.errors import ConfigError, LakeError, LockedError, NotFoundError
 from sluice.lock import ProcessLock
 from sluice.project import Project
 from tests.conftest import sluice_cli
@@ -493,3 +494,22 @@ def test_the_cli_prints_the_crawl_report(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "created    landing.sales  (+3 files, 18 rows; partitions added" in done.stdout
     assert counted.stdout.splitlines() == ["n", "18"]
+
+
+def test_a_crawl_in_a_copied_project_leaves_the_original_tables_alone(
+    crawled: tuple[Project, Path], tmp_path: Path
+) -> None:
+    project, _ = crawled
+    metadata = project.root / "warehouse"
+
+    def files() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for p in sorted(metadata.rglob("*")) if p.is_file()}
+
+    before = files()
+    copy = tmp_path / "copy"
+    shutil.copytree(project.root, copy)
+    sales(copy / "data/landing", 2005, "02", 7)
+    with pytest.raises(LakeError, match="outside this project's warehouse"):
+        Project.open(copy).crawl("landing")
+    assert files() == before
+    assert query(project, "SELECT count(*) FROM sales") == [(18,)]

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from sluice.core import TableName
+from sluice.errors import LakeError
 from sluice.lake.catalog import Lake
 from sluice.lake.metadata import MetadataReader, UnreadableMetadataError, parse_metadata, reader_for
 from sluice.project import Project
@@ -154,6 +155,11 @@ def test_a_copied_or_moved_project_refuses_to_run_and_leaves_the_original_alone(
     assert copied.state == "FAILED"
     assert "outside this project's warehouse" in (copied.error or "")
     assert str(project.root / "warehouse") in (copied.error or "")
+    assert _metadata_files(project.root) == before
+    in_copy = Project.open(copy).lake
+    for change in (in_copy.reset_cursor, in_copy.accept_drift):
+        with pytest.raises(LakeError, match="outside this project's warehouse"):
+            change(TableName("raw", "orders"))
     assert _metadata_files(project.root) == before
     assert project.run_job("etl").state == "SUCCEEDED"
     moved = tmp_path / "moved"

@@ -385,6 +385,7 @@ class Lake:
         """Let the next commit of ``table`` replace its schema with the written files' one
         (incompatible type changes, dropped columns removed); an incremental table's cursor is
         reset so that run reads every row."""
+        self.ensure_owned([table])
         loaded = self.load(table)
         snapshot = loaded.current_snapshot()
         marker = str(snapshot.snapshot_id) if snapshot else "none"
@@ -397,6 +398,7 @@ class Lake:
     def reset_cursor(self, table: TableName) -> dict[str, str]:
         """Make the next incremental run of ``table`` read everything; return the cursors
         the current snapshot had (column to value)."""
+        self.ensure_owned([table])
         loaded = self.load(table)
         snapshot = loaded.current_snapshot()
         if snapshot is None:

@@ -54,6 +54,7 @@ def register_files(
     from pyiceberg.table import TableProperties
     from pyiceberg.typedef import Record
 
+    lake.ensure_owned([table])
     ident = (table.database, table.name)
     try:
         try:
