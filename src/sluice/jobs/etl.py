@@ -23,7 +23,6 @@ from sluice import duck
 from sluice.config import CheckSpec, JobConfig
 from sluice.core import (
     CheckResult,
-    Cursor,
     ParquetFooter,
     TableCommit,
     TableName,
@@ -91,15 +90,6 @@ class Counters(Protocol):
         """Record progress."""
 
 
-@dataclass(frozen=True)
-class IncrementalTable:
-    """Where an incremental table stands at the start of a run."""
-
-    column: SourceColumn
-    cursor: Cursor
-    files: tuple[str, ...]
-
-
 @dataclass
 class EtlRun:
     """Everything one ETL job run needs."""
@@ -126,8 +116,8 @@ class EtlRun:
     rows_written: int = 0
     written_files: list[str] = field(default_factory=list)
     committed: set[str] = field(default_factory=set)
-    cursors: dict[str, IncrementalTable] = field(default_factory=dict)
-    captured: dict[str, tuple[Cursor, tuple[str, ...]]] = field(default_factory=dict)
+    cursor_columns: dict[str, SourceColumn] = field(default_factory=dict)
+    captured: frozenset[str] = frozenset()
     cursor_moves: dict[str, dict[str, Any]] = field(default_factory=dict)
     merge_locks: dict[TableName, ProcessLock] = field(default_factory=dict)
     drift: DriftPlan = field(default_factory=lambda: DriftPlan("", "", {}))
@@ -215,8 +205,8 @@ def _run_committing(run: EtlRun, committer: ThreadPoolExecutor) -> EtlResult:
                 + [m.table for m in models]
             )
             run.drift = _plan_drift(run, tables)
-            run.cursors = _read_cursors(run, tables)
-            run.captured = _read_cdc_cursors(run, tables)
+            run.cursor_columns = _cursor_columns(run, tables)
+            run.captured = _captured(run, tables)
             tables, models, checks = _without_quarantined(run.drift, tables, models, checks)
             graph = job_graph(run.job, tables, models, checks)
             selected, reused = _plan(run, graph)
@@ -485,8 +475,10 @@ def _without_quarantined(
     )
 
 
-def _read_cursors(run: EtlRun, tables: list[SourceTable]) -> dict[str, IncrementalTable]:
-    """Check the job's incremental specs; read each table's cursor from its current snapshot."""
+def _cursor_columns(run: EtlRun, tables: list[SourceTable]) -> dict[str, SourceColumn]:
+    """Check the job's incremental specs; the cursor column of each incremental table.
+
+    The cursors themselves are read when a table is extracted, under its merge lock."""
     specs = run.job.incremental
     by_name = {t.name: t for t in tables}
     unknown = [name for name in specs if name not in by_name]
@@ -499,20 +491,15 @@ def _read_cursors(run: EtlRun, tables: list[SourceTable]) -> dict[str, Increment
     for name, spec in specs.items():
         if TableName(run.job.raw_database, name) in run.drift.quarantined:
             continue
-        column = cursor_column(by_name[name], spec, job=run.job_name)
-        cursor, files = run.catalog.call(
-            run.lake.cursor, TableName(run.job.raw_database, name), spec.cursor
-        )
-        cursors[name] = IncrementalTable(column, cursor, files)
+        cursors[name] = cursor_column(by_name[name], spec, job=run.job_name)
     return cursors
 
 
-def _read_cdc_cursors(
-    run: EtlRun, tables: list[SourceTable]
-) -> dict[str, tuple[Cursor, tuple[str, ...]]]:
-    """Check the job's CDC specs; read each table's log position from its current snapshot."""
+def _captured(run: EtlRun, tables: list[SourceTable]) -> frozenset[str]:
+    """Check the job's CDC specs; the tables whose logged changes are applied (their log
+    positions are read when they are extracted, under their merge lock)."""
     by_name = {t.name: t for t in tables}
-    captured = {}
+    captured = set()
     for name, spec in run.job.cdc.items():
         if name not in by_name:
             raise ConfigError(
@@ -525,10 +512,9 @@ def _read_cdc_cursors(
                 f"jobs.{run.job_name}.incremental; keep it under one."
             )
         check_cdc_spec(by_name[name], spec, job=run.job_name)
-        target = TableName(run.job.raw_database, name)
-        if target not in run.drift.quarantined:
-            captured[name] = run.catalog.call(run.lake.cursor, target, CDC_CURSOR)
-    return captured
+        if TableName(run.job.raw_database, name) not in run.drift.quarantined:
+            captured.add(name)
+    return frozenset(captured)
 
 
 def _compile_checks(
@@ -675,11 +661,7 @@ def _extract_one(
     target = TableName(run.job.raw_database, table.name)
     path = _file_for(run, target)
     run.note_file(path)
-    incremental = run.cursors.get(table.name)
-    if incremental is not None:
-        _hold_merge_lock(run, target)
-        cursor_now, files_now = run.catalog.call(run.lake.cursor, target, incremental.cursor.column)
-        incremental = replace(incremental, cursor=cursor_now, files=files_now)
+    column = run.cursor_columns.get(table.name)
     if table.name in run.captured:
         _hold_merge_lock(run, target)
         cursor_before, files = run.catalog.call(run.lake.cursor, target, CDC_CURSOR)
@@ -706,7 +688,7 @@ def _extract_one(
             "to": position.cursor(),
             "rows_read": written.rows_read,
         }
-    elif incremental is None:
+    elif column is None:
         written = extract_table(
             cursor,
             relation=run.source.relation(SOURCE_ALIAS, table),
@@ -718,14 +700,17 @@ def _extract_one(
             kept=run.drift.kept(table.name),
         )
     else:
+        spec = run.job.incremental[table.name]
+        _hold_merge_lock(run, target)
+        before, files = run.catalog.call(run.lake.cursor, target, spec.cursor)
         written = extract_incremental(
             cursor,
             relation=run.source.relation(SOURCE_ALIAS, table),
             table=table,
-            spec=run.job.incremental[table.name],
-            column=incremental.column,
-            cursor=incremental.cursor,
-            current=incremental.files,
+            spec=spec,
+            column=column,
+            cursor=before,
+            current=files,
             target=target,
             path=path,
             batch=run.temp_dir / f"{table.name}.batch.parquet",
@@ -736,7 +721,7 @@ def _extract_one(
         assert written.cursor is not None
         run.cursor_moves[table.name] = {
             "cursor": written.cursor.column,
-            "from": incremental.cursor.value,
+            "from": before.value,
             "to": written.cursor.value,
             "rows_read": written.rows_read,
         }
