@@ -17,6 +17,8 @@ import typer.core
 from sluice.cli import render
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sluice.jobs.store import JobRun
     from sluice.project import Project
 
@@ -394,18 +396,7 @@ def job_start(
     if not wait:
         render.out.print(_project(project).jobs.start(job, **selection).run_id)
         return
-    from sluice.lake.catalog_process import forked_catalog
-
-    with forked_catalog() as catalog:
-        proj = _project(project)
-        if quiet:
-            run = proj.jobs.start(job, wait=True, catalog=catalog, **selection)
-        else:
-            with render.RichProgress() as progress:
-                run = proj.jobs.start(
-                    job, wait=True, progress=progress, catalog=catalog, **selection
-                )
-    _print_final(run)
+    _run_here(project, quiet, lambda proj, here: proj.jobs.start(job, **here, **selection))
 
 
 def _names(values: list[str] | None) -> list[str]:
@@ -427,15 +418,24 @@ def job_retry(
     if not wait:
         render.out.print(_project(project).jobs.retry(job, run_id).run_id)
         return
+    _run_here(project, quiet, lambda proj, here: proj.jobs.retry(job, run_id, **here))
+
+
+def _run_here(
+    project: Path | None, quiet: bool, launch: Callable[[Project, dict[str, Any]], JobRun]
+) -> None:
+    """Run a job to its end in this process and print its final state: ``launch`` gets the
+    project and the keyword arguments that run it here (``wait``, the catalog process forked
+    before the project is read, and the progress bars unless ``quiet``)."""
     from sluice.lake.catalog_process import forked_catalog
 
     with forked_catalog() as catalog:
         proj = _project(project)
         if quiet:
-            run = proj.jobs.retry(job, run_id, wait=True, catalog=catalog)
+            run = launch(proj, {"wait": True, "catalog": catalog})
         else:
             with render.RichProgress() as progress:
-                run = proj.jobs.retry(job, run_id, wait=True, progress=progress, catalog=catalog)
+                run = launch(proj, {"wait": True, "catalog": catalog, "progress": progress})
     _print_final(run)
 
 

@@ -18,7 +18,6 @@ API, tests, other platforms than Linux).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import logging
 import os
@@ -27,7 +26,6 @@ import signal
 import socket
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
@@ -190,6 +188,8 @@ def _serve(connection: Connection, parent: int) -> None:
 def _die_with(parent: int) -> None:
     """Have the kernel kill this process when its parent dies, and exit now if the parent is
     already gone."""
+    import ctypes
+
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -228,6 +228,8 @@ def _warm_up() -> None:
 def _sendable(exc: Exception) -> Exception:
     """``exc`` with the child's traceback as a note, or a LakeError with its text when it
     does not survive pickling."""
+    import traceback
+
     exc.add_note("In the catalog process:\n" + "".join(traceback.format_exception(exc)))
     try:
         pickle.loads(pickle.dumps(exc))
