@@ -24,6 +24,7 @@ from sluice.errors import ConfigError, LakeError
 from sluice.ingest.extract import EXTRACTED_AT_COLUMN, RUN_ID_COLUMN
 from sluice.jobs.store import JobRun
 from sluice.project import Project
+from sluice.sources import sqlite as sqlite_module
 from sluice.sources.base import open_source
 from sluice.sources.classicmodels import write_classicmodels
 from tests.conftest import SEED, sluice_cli
@@ -213,7 +214,20 @@ def test_an_incremental_run_reads_only_new_and_changed_rows(incremental: Project
     assert_raw_equals_source(project, ("orders", "orderdetails"))
 
 
-def test_rows_re_read_in_the_look_back_window_are_not_duplicated(project: Project) -> None:
+@pytest.mark.parametrize("copied_by_sqlite", [False, True])
+def test_rows_re_read_in_the_look_back_window_are_not_duplicated(
+    project: Project, monkeypatch: pytest.MonkeyPatch, copied_by_sqlite: bool
+) -> None:
+    copies: list[int] = []
+    if copied_by_sqlite:  # as for big tables: SQLite copies the rows past the cursor first
+        real = sqlite_module.copy_rows_past
+
+        def counted(*args: Any) -> int:
+            copies.append(real(*args))
+            return copies[-1]
+
+        monkeypatch.setattr(sqlite_module, "NARROW_ROWS", 0)
+        monkeypatch.setattr(sqlite_module, "copy_rows_past", counted)
     project = configure(
         project,
         {
@@ -237,11 +251,18 @@ def test_rows_re_read_in_the_look_back_window_are_not_duplicated(project: Projec
             )
             for table in ("orders", "orderdetails")
         }
+        # The copy holds the rows above the integer below the bound, one order more.
+        copied = sorted(
+            int(execute(f"SELECT count(*) FROM {table} WHERE orderNumber > {newest - 11}")[0][0])
+            for table in ("orders", "orderdetails")
+        )
+    assert copies == []  # the first run had no cursor: it read every row
     for _ in range(2):
         run = ok(project.run_job("etl"))
         others = sum(n for t, n in full.items() if t not in ("orders", "orderdetails"))
         assert run.rows_read == others + window["orders"] + window["orderdetails"]
         assert_raw_equals_source(project, ("orders", "orderdetails"))
+    assert sorted(copies) == (sorted(copied * 2) if copied_by_sqlite else [])
     status = project.query(
         f"SELECT status FROM orders WHERE orderNumber = {newest - 4}", database="raw"
     ).table.to_pylist()

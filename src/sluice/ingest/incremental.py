@@ -11,7 +11,7 @@ the rows it merged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,17 +90,24 @@ def extract_incremental(
     run_id: str,
     extracted_at: datetime,
     kept: Sequence[tuple[str, str]] = (),
+    narrow: Callable[[int], str] | None = None,
 ) -> WrittenTable:
     """Read the rows past ``cursor`` (all rows when it has no value) and merge them into the
     table's ``current`` files, writing ``path``; the result carries the new cursor, the rows
     read and the current files it keeps. ``kept`` columns (dropped in the source) read NULL
-    in the new rows."""
+    in the new rows. ``narrow``, given an integer below a numeric cursor's lower bound,
+    returns a FROM item to read instead of ``relation`` that holds at least its rows above it
+    (see ``Source.relation_past``)."""
     import duckdb
 
     full = cursor.value is None
     where = None
     if cursor.value is not None:
-        where = f"{quote_ident(spec.cursor)} > {lower_bound(column, cursor.value, spec.lookback)}"
+        bound = lower_bound(column, cursor.value, spec.lookback)
+        where = f"{quote_ident(spec.cursor)} > {bound}"
+        below = _integer_below(con, bound) if narrow and _is_numeric(column) else None
+        if narrow is not None and below is not None:
+            relation = narrow(below)
     written_batch = path if full else batch
     read = extract_table(
         con,
@@ -146,6 +153,23 @@ def extract_incremental(
         rows_read=read.rows,
         kept=kept_files,
     )
+
+
+def _is_numeric(column: SourceColumn) -> bool:
+    return column.lake_type.upper().startswith(_NUMERIC)
+
+
+def _integer_below(con: duckdb.DuckDBPyConnection, bound: str) -> int | None:
+    """An integer below the numeric SQL expression ``bound`` (None if it has no such value
+    within 64 bits)."""
+    import duckdb
+
+    try:
+        row = con.execute(f"SELECT CAST(floor({bound}) AS HUGEINT) - 1").fetchone()
+    except duckdb.Error:
+        return None
+    value = None if row is None or row[0] is None else int(row[0])
+    return value if value is not None and -(2**63) <= value < 2**63 else None
 
 
 def _new_cursor(

@@ -717,6 +717,9 @@ def _extract_one(
             run_id=run.run_id,
             extracted_at=extracted_at,
             kept=run.drift.kept(table.name),
+            narrow=lambda bound: run.source.relation_past(
+                SOURCE_ALIAS, table, spec.cursor, bound, run.temp_dir
+            ),
         )
         assert written.cursor is not None
         run.cursor_moves[table.name] = {

@@ -50,6 +50,14 @@ class Source(Protocol):
         """The DuckDB FROM item that reads ``table`` once the source is attached as ``alias``."""
         ...
 
+    def relation_past(
+        self, alias: str, table: SourceTable, column: str, bound: int, work_dir: Path
+    ) -> str:
+        """A DuckDB FROM item like ``relation`` that holds at least the rows of ``table`` whose
+        numeric ``column`` is above ``bound``: the caller still filters it. A source that
+        filters on its own side (a server, through DuckDB's scanner) returns ``relation``."""
+        ...
+
     def write_privileges(self) -> list[str]:
         """What the credentials may change in the source (a pipeline needs none)."""
         ...

@@ -129,6 +129,12 @@ class ServerSource:
         """The attached table, in the database's default schema."""
         return f"{alias}.{quote_ident(table.name)}"
 
+    def relation_past(
+        self, alias: str, table: SourceTable, column: str, bound: int, work_dir: Path
+    ) -> str:
+        """The table as ``relation``: DuckDB's scanner sends the caller's filter to the server."""
+        return self.relation(alias, table)
+
     def write_privileges(self) -> list[str]:
         """Privileges of the source's user that allow changing data (least privilege: none)."""
         con = self._connect()

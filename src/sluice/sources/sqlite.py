@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sluice import duck
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import SourceError, SourceUnavailableError
 from sluice.sources.base import (
@@ -19,12 +21,18 @@ from sluice.sources.types import lake_type
 if TYPE_CHECKING:
     import duckdb
 
+log = logging.getLogger("sluice.sources.sqlite")
 #: The first 16 bytes of every SQLite database file.
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _AFFINITY_FALLBACK = {"INTEGER": "BIGINT", "REAL": "DOUBLE", "BLOB": "BLOB"}
 # An attached SQLite file is read by one thread; sqlite_scan() reads rowid ranges of
 # 122,880 rows on every DuckDB thread, each with its own connection. Worth it for big tables.
 PARALLEL_SCAN_ROWS = 500_000
+# DuckDB's sqlite scanner filters only after reading every row: finding 30,000 new order lines
+# among 3 million took 0.7 CPU-seconds. From this many rows up, an incremental read first has
+# SQLite copy the rows past the cursor (found through the cursor's index) into a small file,
+# which took 0.02 s there.
+NARROW_ROWS = 100_000
 
 
 def sqlite_path(url: str, *, base_dir: Path) -> Path:
@@ -101,8 +109,9 @@ class SqliteSource:
         return tuple(columns)
 
     def attach(self, con: duckdb.DuckDBPyConnection, alias: str) -> None:
-        """Attach the file to DuckDB read-only as ``alias``."""
+        """Attach the file to DuckDB read-only as ``alias`` (loading the sqlite scanner)."""
         self._check_file()
+        con.execute(f"LOAD {quote_literal(str(duck.extension_path('sqlite_scanner')))}")
         con.execute(f"ATTACH {quote_literal(str(self.path))} AS {alias} (TYPE sqlite, READ_ONLY)")
 
     def write_privileges(self) -> list[str]:
@@ -121,6 +130,61 @@ class SqliteSource:
         if (table.estimated_rows or 0) >= PARALLEL_SCAN_ROWS:
             return f"sqlite_scan({quote_literal(str(self.path))}, {quote_literal(table.name)})"
         return f"{alias}.{quote_ident(table.name)}"
+
+    def relation_past(
+        self, alias: str, table: SourceTable, column: str, bound: int, work_dir: Path
+    ) -> str:
+        """For a big table, a copy of its rows whose ``column`` is above ``bound`` in a new
+        file in ``work_dir`` (see ``copy_rows_past``); ``relation`` for a small table, or
+        when the copy fails for a reason other than the file being locked."""
+        if (table.estimated_rows or 0) < NARROW_ROWS:
+            return self.relation(alias, table)
+        self._check_file()
+        copy = work_dir / f"{table.name}.past.db"
+        try:
+            copy_rows_past(self.path, table.name, column, bound, copy)
+        except sqlite3.Error as exc:
+            copy.unlink(missing_ok=True)
+            if is_connection_error(str(exc)):
+                raise SourceUnavailableError(f"Cannot read source {self.path}: {exc}.") from exc
+            log.info("reading all rows of %s: copying the new ones failed: %s", table.name, exc)
+            return self.relation(alias, table)
+        return f"sqlite_scan({quote_literal(str(copy))}, {quote_literal(table.name)})"
+
+
+def copy_rows_past(source: Path, table: str, column: str, bound: int, copy: Path) -> int:
+    """Copy the rows of ``table`` whose ``column`` is above the number ``bound`` into a new
+    SQLite file ``copy``; return how many.
+
+    The copy's table is created by the source's own CREATE TABLE statement, so DuckDB's
+    scanner reads it with the same types. SQLite sorts every text and blob value after every
+    number, so rows whose value is not a number are copied too: the copy holds at least the
+    rows a DuckDB filter on ``column`` above ``bound`` keeps, and the caller applies that.
+    """
+    copy.unlink(missing_ok=True)
+    con = sqlite3.connect(copy.resolve().as_uri(), uri=True, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode = OFF")
+        con.execute("PRAGMA synchronous = OFF")
+        con.execute("ATTACH DATABASE ? AS src", (source.resolve().as_uri() + "?mode=ro",))
+        found = con.execute(
+            "SELECT sql FROM src.sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        if found is None or not found[0]:
+            raise sqlite3.OperationalError(f"no such table: {table}")
+        con.execute(found[0])
+        names = [row[1] for row in con.execute(f"PRAGMA src.table_info({quote_ident(table)})")]
+        listed = ", ".join(quote_ident(n) for n in names)
+        con.execute("BEGIN")
+        copied = con.execute(
+            f"INSERT INTO main.{quote_ident(table)} ({listed}) SELECT {listed} "
+            f"FROM src.{quote_ident(table)} WHERE {quote_ident(column)} > ?",
+            (bound,),
+        ).rowcount
+        con.execute("COMMIT")
+    finally:
+        con.close()
+    return int(copied)
 
 
 def _estimated_rows(con: sqlite3.Connection, table: str) -> int | None:
