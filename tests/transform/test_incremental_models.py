@@ -34,6 +34,8 @@ from tests.conftest import SEED
 FACT = TableName("gold", "fact_orders")
 LINES = TableName("raw", "orderdetails")
 LINE_KEY = ["orderNumber", "productCode"]
+# The columns of orders fact_orders reads (not comments, say).
+ORDER_READ = "orderNumber, customerNumber, orderDate, requiredDate, shippedDate, status"
 
 
 def ok(run: JobRun) -> JobRun:
@@ -83,24 +85,32 @@ def simulated(project: Project, *, seed: int) -> SimulationReport:
 
 def reached_lines(before: Path, after: Path) -> int:
     """Order lines of the source ``after`` that are new, or whose order, product, customer
-    or sales rep differs from ``before``: the lines an incremental run must recompute."""
+    or sales rep differs from ``before`` in a column fact_orders reads (directly or through
+    a dimension's key): the lines an incremental run must recompute."""
     con = duckdb.connect()
     con.execute(f"LOAD '{duck.extension_path('sqlite_scanner')}'")
     con.execute(f"ATTACH '{before}' AS b (TYPE sqlite, READ_ONLY)")
     con.execute(f"ATTACH '{after}' AS a (TYPE sqlite, READ_ONLY)")
 
-    def changed(table: str, key: str) -> str:
+    def changed(table: str, key: str, read: str) -> str:
         return (
-            f"SELECT {key} FROM (FROM a.{table} EXCEPT ALL FROM b.{table}) UNION "
-            f"SELECT {key} FROM (FROM b.{table} EXCEPT ALL FROM a.{table})"
+            f"SELECT {key} FROM (SELECT {read} FROM a.{table} EXCEPT ALL "
+            f"SELECT {read} FROM b.{table}) UNION "
+            f"SELECT {key} FROM (SELECT {read} FROM b.{table} EXCEPT ALL "
+            f"SELECT {read} FROM a.{table})"
         )
 
+    address = "addressLine1, addressLine2, city, state, postalCode, country"
     row = con.execute(
         f"""
-        WITH orders AS ({changed("orders", "orderNumber")}),
-             products AS ({changed("products", "productCode")}),
-             customers AS ({changed("customers", "customerNumber")}),
-             reps AS ({changed("employees", "employeeNumber")})
+        WITH orders AS ({changed("orders", "orderNumber", ORDER_READ)}),
+             products AS ({changed("products", "productCode", "productCode, buyPrice, MSRP")}),
+             customers AS ({
+            changed(
+                "customers", "customerNumber", f"customerNumber, salesRepEmployeeNumber, {address}"
+            )
+        }),
+             reps AS ({changed("employees", "employeeNumber", "employeeNumber")})
         SELECT count(*) FROM a.orderdetails AS od
         JOIN a.orders AS o USING (orderNumber)
         LEFT JOIN a.customers AS c USING (customerNumber)
@@ -152,7 +162,8 @@ def test_fact_orders_merged_after_simulated_activity_equals_a_full_rebuild(
                 con.execute(
                     "UPDATE customers SET salesRepEmployeeNumber = 1741 WHERE customerNumber = 141"
                 )
-            if round_ == 2:  # a sales rep is renamed: dim_employees changes
+            if round_ == 2:  # a sales rep is renamed: dim_employees changes, in a column
+                # fact_orders does not read, so no line is recomputed for it
                 con.execute("UPDATE employees SET lastName = 'Renamed' WHERE employeeNumber = 1416")
         expected = reached_lines(before, source)
         run = ok(project.run_job("etl"))
@@ -244,6 +255,29 @@ def test_a_model_that_cannot_be_merged_by_key_is_refused(
     assert reason in caught.value.message
 
 
+def test_joined_tables_are_compared_on_the_columns_the_model_reads(tmp_path: Path) -> None:
+    path = tmp_path / "m.sql"
+    path.write_text(
+        "-- sluice: incremental unique_key=k\n"
+        "SELECT d.k, e.name, upper(f.city) AS city FROM raw.d AS d "
+        "LEFT JOIN raw.e AS e ON e.k = d.k LEFT JOIN raw.f AS f ON f.id = e.f_id "
+        "WHERE f.active\n"
+    )
+    spec = parse_model(path, database="gold").incremental
+    assert spec is not None
+    assert {j.alias: j.columns for j in spec.joins} == {
+        "e": {"k", "name", "f_id"},
+        "f": {"id", "city", "active"},
+    }
+    # An unqualified column could be any table's: every column counts.
+    path.write_text(
+        "-- sluice: incremental unique_key=k\n"
+        "SELECT d.k, city FROM raw.d AS d LEFT JOIN raw.e AS e ON e.k = d.k\n"
+    )
+    spec = parse_model(path, database="gold").incremental
+    assert spec is not None and spec.joins[0].columns is None
+
+
 def test_an_incremental_header_needs_a_unique_key(tmp_path: Path) -> None:
     path = tmp_path / "m.sql"
     path.write_text("-- sluice: incremental key=k\nSELECT d.k FROM raw.d AS d\n")
@@ -290,3 +324,22 @@ def test_merging_rewrites_only_the_files_holding_a_replaced_key(tmp_path: Path) 
     # Other columns: the whole table is rewritten.
     kept, counts = merge("SELECT 5::BIGINT AS k, 'new' AS v, 1 AS extra", "e.parquet")
     assert kept == () and counts == {"a": 99, "b": 100, "new": 1}
+
+
+def test_a_null_key_replaces_only_the_row_with_a_null_key(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    old = tmp_path / "old.parquet"
+    con.execute(f"COPY (SELECT * FROM (VALUES (1, 'a'), (NULL, 'a'))  t(k, v)) TO '{old}'")
+    current: tuple[str, ...] = (str(old),)
+    for batch, expected in [
+        ("SELECT 1 AS k, 'b' AS v", [(1, "b"), (None, "a")]),  # keys without NULL: plain =
+        ("SELECT NULL::INTEGER AS k, 'c' AS v", [(1, "b"), (None, "c")]),  # NULL matches NULL
+    ]:
+        out = tmp_path / f"{len(current)}.parquet"
+        merged = merge_files(
+            con, current=current, batch=batch, keys=f"SELECT k FROM ({batch})",
+            key_columns=["k"], path=out,
+        )  # fmt: skip
+        current = merged.kept + merged.written
+        rows = con.execute(f"SELECT k, v FROM read_parquet({list(current)}) ORDER BY k").fetchall()
+        assert rows == expected and merged.rows == 2

