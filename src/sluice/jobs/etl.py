@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -61,6 +62,7 @@ log = logging.getLogger("sluice.jobs.etl")
 SOURCE_ALIAS = "src"
 KEEP_PUBLICATIONS = 3
 MERGE_LOCK_POLL_SECONDS = 0.05
+ABANDON_POLL_SECONDS = 0.1
 T = TypeVar("T")
 
 
@@ -194,10 +196,11 @@ def _run_committing(run: EtlRun, committer: ThreadPoolExecutor) -> EtlResult:
         # The catalog process opens the catalog on the other core while the run is planned;
         # in this process that would import pyiceberg here, holding the GIL.
         committer.submit(run.catalog.call, run.lake.open_if_present)
-    # Opening DuckDB loads its 34 MB SQLite extension (~0.1 s) while the source's tables and
-    # the models are read; DuckDB holds the GIL for most of the load, so they overlap little.
+    # DuckDB is opened and the source attached (loading its 30 MB scanner extension, ~0.1 s,
+    # and for a server connecting to it) while the source's tables and the models are read.
+    planning_failed = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sluice-open") as opener:
-        opening = opener.submit(_open_duckdb, run)
+        opening = opener.submit(_open_duckdb, run, planning_failed)
         try:
             tables, models, checks = _definitions(run)
             run.lake.ensure_owned(
@@ -211,13 +214,12 @@ def _run_committing(run: EtlRun, committer: ThreadPoolExecutor) -> EtlResult:
             graph = job_graph(run.job, tables, models, checks)
             selected, reused = _plan(run, graph)
         except BaseException:
+            planning_failed.set()  # no more attempts to reach a source that is down
             with contextlib.suppress(Exception):
-                opening.result().close()
+                _close(run, opening.result())
             raise
         con = opening.result()
-    run.checkpoint.watch(con)
     try:
-        _with_retries(run, "Connecting to the source", lambda: run.source.attach(con, SOURCE_ALIAS))
         for database in sorted(databases):
             con.execute(f"CREATE SCHEMA {database}")
         for commit in reused.values():
@@ -269,21 +271,45 @@ def _run_committing(run: EtlRun, committer: ThreadPoolExecutor) -> EtlResult:
             models=run.model_builds,
         )
     finally:
-        run.checkpoint.unwatch(con)
-        con.close()
+        _close(run, con)
 
 
-def _open_duckdb(run: EtlRun) -> duckdb.DuckDBPyConnection:
+def _open_duckdb(run: EtlRun, abandoned: threading.Event) -> duckdb.DuckDBPyConnection:
+    """The run's DuckDB connection, watched by the checkpoint, with the source attached and
+    the lake readable; attempts to attach stop once ``abandoned`` is set."""
+
+    def sleep(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if abandoned.is_set():
+                raise InterruptedError("the run failed while it was planned")
+            run.checkpoint.sleep(min(left, ABANDON_POLL_SECONDS))
+
     con = duck.connect(
-        extensions=("sqlite_scanner",),
         threads=run.job.threads,
         memory_limit=run.job.memory_limit,
         temp_directory=str(run.temp_dir),
     )
-    # Lake tables are unordered sets of rows: let DuckDB write Parquet in parallel.
-    con.execute("SET preserve_insertion_order = false")
-    run.lake.prepare_duckdb(con)  # an incremental merge reads the current files
+    run.checkpoint.watch(con)
+    try:
+        # Lake tables are unordered sets of rows: let DuckDB write Parquet in parallel.
+        con.execute("SET preserve_insertion_order = false")
+        run.lake.prepare_duckdb(con)  # an incremental merge reads the current files
+        retrying(
+            lambda: run.source.attach(con, SOURCE_ALIAS),
+            policy=run.job.retry,
+            what="Connecting to the source",
+            sleep=sleep,
+        )
+    except BaseException:
+        _close(run, con)
+        raise
     return con
+
+
+def _close(run: EtlRun, con: duckdb.DuckDBPyConnection) -> None:
+    run.checkpoint.unwatch(con)
+    con.close()
 
 
 def _with_retries(run: EtlRun, what: str, fn: Callable[[], T]) -> T:
