@@ -46,6 +46,9 @@ def test_a_run_killed_before_publishing_changes_nothing_readers_see(
     assert run.state == "FAILED"
     assert "died" in (run.error or "")
     assert lake_totals(project) == before
+    # Marking the dead run FAILED deleted what it left in its temporary folder.
+    assert (project.state_dir / "tmp").is_dir()
+    assert not (project.state_dir / "tmp" / run.run_id).exists()
     assert published_run(project) == {first.run_id}
 
     again = project.run_job("etl")

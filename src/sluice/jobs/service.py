@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -338,7 +339,8 @@ class JobService:
         return self.env.store.get(name, run.run_id)
 
     def reap(self, name: str | None = None) -> None:
-        """Mark runs whose process is gone: SUCCEEDED if they had published, else FAILED."""
+        """Mark runs whose process is gone: SUCCEEDED if they had published, else FAILED; and
+        delete what they left in their temporary folder."""
         _collect_children()
         for run in self.env.store.active(name):
             if run.pid is None:
@@ -346,6 +348,7 @@ class JobService:
                     continue
             elif _alive(run):
                 continue
+            shutil.rmtree(self.env.temp_dir / run.run_id, ignore_errors=True)
             if self.env.publications.is_published(run.run_id):
                 self.env.store.transition(
                     run.run_id, RunState.SUCCEEDED, message="process ended after publishing"
