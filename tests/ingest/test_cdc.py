@@ -316,6 +316,44 @@ def test_deletes_mark_keeps_deleted_rows_with_their_deletion_time(captured: Capt
     assert_raw_equals_source(project, ("payments",))
 
 
+@pytest.mark.servers
+@pytest.mark.parametrize("captured", ["postgresql"], indirect=True)
+def test_a_truncate_on_postgresql_deletes_or_marks_every_row_it_removed(
+    captured: Captured,
+) -> None:
+    project = captured.project
+    ok(project.run_job("etl"))
+    with captured.sql() as execute:
+        (payments,) = execute("SELECT count(*) FROM payments")[0]
+        kept = execute('SELECT "customerNumber", "checkNumber" FROM payments LIMIT 1')[0]
+        line = execute(
+            'SELECT "orderNumber", "productCode", "quantityOrdered", "priceEach", '
+            '"orderLineNumber" FROM orderdetails LIMIT 1'
+        )[0]
+        execute("TRUNCATE orderdetails")
+        execute(  # one line comes back
+            'INSERT INTO orderdetails ("orderNumber", "productCode", "quantityOrdered", '
+            f'"priceEach", "orderLineNumber") VALUES ({line[0]}, \'{line[1]}\', {line[2]}, '
+            f"{line[3]}, {line[4]})"
+        )
+        execute("TRUNCATE payments")
+        execute(  # one payment comes back, one is new
+            'INSERT INTO payments ("customerNumber", "checkNumber", "paymentDate", amount) '
+            f"VALUES ({kept[0]}, '{kept[1]}', '2026-03-01', 1.00), "
+            "(103, 'NEW1', '2026-03-02', 2.00)"
+        )
+    assert log_ops(captured)["X"] == 2
+    run = ok(project.run_job("etl"))
+    assert run.report["incremental"]["orderdetails"]["rows_read"] == 1 + 1  # the row, its log
+    assert_raw_equals_source(project, ("orderdetails",))
+    assert_marked_table_matches(project, "payments", payments - 1)
+    marks = {r[DELETED_AT_COLUMN] for r in raw_rows(project, "payments")} - {None}
+    assert len(marks) == 1  # every removed payment is marked at the TRUNCATE's time
+    assert_gold_reconciles(project)
+    # Trimming removes the applied TRUNCATE rows with the other changes.
+    assert project.trim_cdc().deleted >= 2 and "X" not in log_ops(captured)
+
+
 @pytest.mark.parametrize("captured", DIALECTS, indirect=True)
 def test_disable_removes_the_triggers_and_the_log_and_enable_is_idempotent(
     captured: Captured,

@@ -9,11 +9,14 @@ is the same as applying its changes in order, and applying it twice changes noth
 change committed in the source while the run reads is simply applied again by the next run.
 The new position is committed in the same Iceberg snapshot as the rows (the cursor
 ``_sluice_cdc``), so a run that dies before that commit changes nothing. Without a position
-(first run, reset cursor, log recreated) the whole table is read.
+(first run, reset cursor, log recreated) the whole table is read. A TRUNCATE logged since
+the position (PostgreSQL) deletes every row raw had as of its time, and the whole table is
+read again.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -24,11 +27,14 @@ from sluice.core import Cursor, TableName, WrittenTable
 from sluice.duck import quote_ident, quote_literal, write_parquet
 from sluice.errors import ConfigError, IngestError, did_you_mean
 from sluice.ingest.extract import extract_table, source_failure
+from sluice.lake.merge import parquet_list
 from sluice.sources.base import SourceColumn, SourceTable
-from sluice.sources.cdc import CHANGE_OPS, LogPosition
+from sluice.sources.cdc import CHANGE_OPS, TRUNCATE_OP, LogPosition
 
 if TYPE_CHECKING:
     import duckdb
+
+log = logging.getLogger("sluice.ingest.cdc")
 
 CDC_CURSOR = "_sluice_cdc"
 DELETED_AT_COLUMN = "_sluice_deleted_at"
@@ -58,9 +64,6 @@ def changes_select(
     sequence number, operation, time (UTC) and the key columns with their lake types."""
     types = {c.name: c.lake_type for c in table.columns}
     operations = ", ".join(quote_literal(op) for op in CHANGE_OPS)
-    newer = f"seq > {after.seq}"
-    if after.pending:
-        newer = f"({newer} OR xid IN ({', '.join(map(str, after.pending))}))"
     keys = ", ".join(
         f"CAST(json_extract_string(pk, {quote_literal(_json_path(k))}) AS {types[k]}) "
         f"AS {quote_ident(k)}"
@@ -70,8 +73,27 @@ def changes_select(
         "SELECT CAST(seq AS BIGINT) AS seq, CAST(op AS VARCHAR) AS op, "
         f"CAST(changed_at AS TIMESTAMP) AS changed_at, {keys} FROM {log_relation} "
         f"WHERE table_name = {quote_literal(table.name)} AND op IN ({operations}) "
-        f"AND seq <= {upto} AND {newer}"
+        f"AND {_window(after, upto)}"
     )
+
+
+def truncated_select(log_relation: str, table: SourceTable, after: LogPosition, upto: int) -> str:
+    """The time (UTC) of the last TRUNCATE of ``table`` logged past ``after`` up to ``upto``
+    (NULL when there was none)."""
+    return (
+        f"SELECT max(CAST(changed_at AS TIMESTAMP)) FROM {log_relation} "
+        f"WHERE table_name = {quote_literal(table.name)} AND op = {quote_literal(TRUNCATE_OP)} "
+        f"AND {_window(after, upto)}"
+    )
+
+
+def _window(after: LogPosition, upto: int) -> str:
+    """The log rows past position ``after`` (sequence numbers above its own, or made by the
+    transactions it saw open) up to sequence number ``upto``."""
+    newer = f"seq > {after.seq}"
+    if after.pending:
+        newer = f"({newer} OR xid IN ({', '.join(map(str, after.pending))}))"
+    return f"seq <= {upto} AND {newer}"
 
 
 def merge_changes_select(
@@ -160,11 +182,22 @@ def extract_changes(
     import duckdb
 
     try:
-        count = write_parquet(
-            con,
-            changes_select(log_relation, table, spec.primary_key, previous, position.seq),
-            changes,
+        row = con.execute(truncated_select(log_relation, table, previous, position.seq)).fetchone()
+        truncated_at = row[0] if row else None
+        logged_changes = changes_select(
+            log_relation, table, spec.primary_key, previous, position.seq
         )
+        if truncated_at is not None and current:
+            # Every row the table had is deleted as of the TRUNCATE; the rows it has now
+            # are read in full below.
+            logged_changes += (
+                f" UNION ALL SELECT CAST(NULL AS BIGINT), 'D', "
+                f"TIMESTAMP {quote_literal(str(truncated_at))}, {keys} "
+                f"FROM read_parquet({parquet_list(current)}, union_by_name = true)"
+            )
+        write_parquet(con, logged_changes, changes)
+        counted = con.execute(f"SELECT count(*) FROM {logged} WHERE seq IS NOT NULL").fetchone()
+        count = int(counted[0]) if counted else 0
         unkeyed = con.execute(
             f"SELECT count(*) FROM {logged} WHERE "
             + " OR ".join(f"{quote_ident(k)} IS NULL" for k in spec.primary_key)
@@ -185,12 +218,16 @@ def extract_changes(
             f"jobs.<job>.cdc.{table.name}.primary_key {list(spec.primary_key)}.",
             hint="Make primary_key the source table's primary key (the key its log records).",
         )
-    fresh = read(
-        f"(SELECT s.* FROM {relation} AS s "
-        f"SEMI JOIN (SELECT DISTINCT {keys} FROM {logged}) AS k USING ({keys})"
-        f"{_pushdown(con, logged, first_key)})",
-        batch,
-    )
+    if truncated_at is not None:
+        log.info("%s was truncated in the source; reading all its rows", table.name)
+        fresh = read(relation, batch)
+    else:
+        fresh = read(
+            f"(SELECT s.* FROM {relation} AS s "
+            f"SEMI JOIN (SELECT DISTINCT {keys} FROM {logged}) AS k USING ({keys})"
+            f"{_pushdown(con, logged, first_key)})",
+            batch,
+        )
     sql = merge_changes_select(
         batch,
         changes,

@@ -38,6 +38,7 @@ TRIGGER_PREFIX = "_sluice_cdc_"
 EPOCH_OP = "E"
 CAPTURED_OP = "T"  # one row per captured table, written by enable_cdc
 CHANGE_OPS = ("I", "U", "D")
+TRUNCATE_OP = "X"  # PostgreSQL: a TRUNCATE of the table (MySQL fires no trigger for one)
 _POSITION = re.compile(r"([0-9a-f]+):(\d+)(?::(\d+(?:,\d+)*))?")
 LOCK_TIMEOUT_SECONDS = 60
 WRITE_PRIVILEGES_HINT = (
@@ -209,7 +210,7 @@ def trim_log(
         current = [p for p in applied if p.epoch == epoch]
         if not current:
             return 0
-        ops = ", ".join(f"'{op}'" for op in CHANGE_OPS)
+        ops = ", ".join(f"'{op}'" for op in (*CHANGE_OPS, TRUNCATE_OP))
         where = f"op IN ({ops}) AND seq <= {min(p.seq for p in current)}"
         pending = sorted({xid for p in current for xid in p.pending})
         if pending:
@@ -503,12 +504,19 @@ class _Postgres(_Dialect):
             f"{insert} VALUES ({literal}, 'D', {old}::text); END IF; RETURN NULL; END"
         )
         trigger = q(_trigger_name(name))
+        truncated = q(_trigger_name(name, "_truncate"))
         return [
             f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql "
             f"AS $sluice$ {body} $sluice$",
             f"DROP TRIGGER IF EXISTS {trigger} ON {schema}.{q(name)}",
             f"CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE ON {schema}.{q(name)} "
             f"FOR EACH ROW EXECUTE FUNCTION {function}()",
+            f"CREATE OR REPLACE FUNCTION {schema}.{truncated}() RETURNS trigger "
+            f"LANGUAGE plpgsql AS $sluice$ BEGIN {insert} VALUES ({literal}, '{TRUNCATE_OP}', "
+            "'{}'); RETURN NULL; END $sluice$",
+            f"DROP TRIGGER IF EXISTS {truncated} ON {schema}.{q(name)}",
+            f"CREATE TRIGGER {truncated} AFTER TRUNCATE ON {schema}.{q(name)} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{truncated}()",
         ]
 
     def drop_ddl(self, trigger: str, table: str) -> list[str]:
