@@ -37,6 +37,7 @@ from sluice.sources.cdc import (
 from sluice.sources.classicmodels import write_classicmodels
 from sluice.sources.simulate import Activity, simulate
 from tests.conftest import SEED, new_project, sluice_cli
+from tests.ingest.conftest import counted_copies
 from tests.ingest.test_incremental import (
     Execute,
     assert_a_killed_run_changes_nothing,
@@ -229,6 +230,25 @@ def test_inserts_updates_and_deletes_reach_raw_and_gold(captured: Captured) -> N
     third = ok(project.run_job("etl"))
     assert third.report["incremental"]["orders"]["rows_read"] == 0
     assert_raw_equals_source(project, ("orders", "orderdetails"))
+
+
+@pytest.mark.parametrize("captured", ["sqlite"], indirect=True)
+def test_sqlite_copies_out_only_the_rows_of_changed_keys(
+    captured: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copies = counted_copies(monkeypatch, "copy_rows_with")
+    project = captured.project
+    ok(project.run_job("etl"))
+    assert copies == []  # the first run reads every row
+    report = captured.simulate(20)
+    ok(project.run_job("etl"))
+    assert len(copies) == len(CDC)
+    with captured.sql() as execute:
+        rows = sum(int(execute(f"SELECT count(*) FROM {table}")[0][0]) for table in CDC)
+    assert 0 < sum(copies) < rows / 2
+    assert_raw_equals_source(project, ("orders", "orderdetails"))
+    assert_marked_table_matches(project, "payments", report.deleted_payments)
+    assert_gold_reconciles(project)
 
 
 @pytest.mark.parametrize("captured", DIALECTS, indirect=True)

@@ -24,10 +24,10 @@ from sluice.errors import ConfigError, LakeError
 from sluice.ingest.extract import EXTRACTED_AT_COLUMN, RUN_ID_COLUMN
 from sluice.jobs.store import JobRun
 from sluice.project import Project
-from sluice.sources import sqlite as sqlite_module
 from sluice.sources.base import open_source
 from sluice.sources.classicmodels import write_classicmodels
 from tests.conftest import SEED, sluice_cli
+from tests.ingest.conftest import counted_copies
 from tests.jobs.helpers import lake_totals, published_run, run_killed_at
 from tests.sources.conftest import mysql_connect
 
@@ -218,16 +218,7 @@ def test_an_incremental_run_reads_only_new_and_changed_rows(incremental: Project
 def test_rows_re_read_in_the_look_back_window_are_not_duplicated(
     project: Project, monkeypatch: pytest.MonkeyPatch, copied_by_sqlite: bool
 ) -> None:
-    copies: list[int] = []
-    if copied_by_sqlite:  # as for big tables: SQLite copies the rows past the cursor first
-        real = sqlite_module.copy_rows_past
-
-        def counted(*args: Any) -> int:
-            copies.append(real(*args))
-            return copies[-1]
-
-        monkeypatch.setattr(sqlite_module, "NARROW_ROWS", 0)
-        monkeypatch.setattr(sqlite_module, "copy_rows_past", counted)
+    copies = counted_copies(monkeypatch, "copy_rows_past") if copied_by_sqlite else []
     project = configure(
         project,
         {

@@ -69,12 +69,36 @@ def test_the_copy_of_the_rows_past_a_bound_reads_as_the_table(
     below = con.execute(f"SELECT CAST(floor({bound}) AS BIGINT) - 1").fetchone()
     assert below is not None
     copy = source.relation_past("src", BIG, column, int(below[0]), tmp_path)
-    assert "t.past.db" in copy
+    assert "t.rows.db" in copy
     expected = read(con, source.relation("src", BIG), bound, column)
     assert read(con, copy, bound, column) == expected
     assert expected  # every bound above leaves some rows
     copied = con.execute(f"SELECT count(*) FROM {copy}").fetchone()
     assert copied is not None and copied[0] < len(ROWS)  # the rest was never read
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [("id", [1, 7, 99]), ("id", [2**62]), ("name", ["a", "eight", "missing"])],
+)
+def test_the_copy_of_the_rows_with_some_values_reads_as_the_table(
+    source: SqliteSource, tmp_path: Path, column: str, values: list[int | str]
+) -> None:
+    con = duck.connect(extensions=("sqlite_scanner",))
+    source.attach(con, "src")
+    copy = source.relation_with("src", BIG, column, values, tmp_path)
+    assert "t.rows.db" in copy
+    wanted = ", ".join(repr(v) for v in values)
+
+    def read(relation: str) -> list[tuple[object, ...]]:
+        return con.execute(
+            f'SELECT * FROM {relation} WHERE "{column}" IN ({wanted}) ORDER BY ALL'
+        ).fetchall()
+
+    expected = read(source.relation("src", BIG))
+    assert expected and read(copy) == expected
+    copied = con.execute(f"SELECT count(*) FROM {copy}").fetchone()
+    assert copied is not None and copied[0] == len(expected)
 
 
 def test_a_value_duckdb_cannot_read_fails_the_copy_as_the_table(
@@ -100,4 +124,4 @@ def test_small_tables_and_failed_copies_read_the_table(
     assert source.relation_past("src", missing, "id", 1, tmp_path) == source.relation(
         "src", missing
     )
-    assert not (tmp_path / "gone.past.db").exists()
+    assert not (tmp_path / "gone.rows.db").exists()

@@ -17,7 +17,7 @@ read again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +43,11 @@ DELETED_AT_COLUMN = "_sluice_deleted_at"
 # scanning the table: applying 50 changed lines of 300,000 took 0.09-0.29 s with it and
 # 0.42-1.6 s without it (bench/cdc_pushdown.py).
 PUSHDOWN_KEYS = 1000
+# Up to this many changed keys, a source that cannot filter on its side (SQLite) is asked for
+# a copy of just their rows (``Source.relation_with``).
+NARROW_KEYS = 100_000
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+             "UINTEGER", "UBIGINT")  # fmt: skip
 
 
 def check_cdc_spec(table: SourceTable, spec: CdcSpec, *, job: str) -> None:
@@ -145,10 +150,13 @@ def extract_changes(
     run_id: str,
     extracted_at: datetime,
     kept: Sequence[tuple[str, str]] = (),
+    narrow: Callable[[str, list[int | str]], str] | None = None,
 ) -> WrittenTable:
     """Write ``table``'s raw rows with the changes up to ``position`` applied to ``path``
     (all its rows when ``cursor`` holds no position of this log, or the ``deletes`` policy
-    changed); the result carries the new cursor and the rows and changes read."""
+    changed); the result carries the new cursor and the rows and changes read. ``narrow``,
+    given a key column and the changed values of it, returns a FROM item to read instead of
+    ``relation`` that holds at least those rows (see ``Source.relation_with``)."""
     columns = [*kept, *([(DELETED_AT_COLUMN, "TIMESTAMPTZ")] if spec.deletes == "mark" else [])]
     previous = LogPosition.parse(cursor.value)
     new_cursor = Cursor(CDC_CURSOR, position.cursor(), cursor.snapshot_id)
@@ -222,8 +230,10 @@ def extract_changes(
         log.info("%s was truncated in the source; reading all its rows", table.name)
         fresh = read(relation, batch)
     else:
+        values = _changed_values(con, logged, first_key) if narrow is not None else None
+        source = narrow(first_key.name, values) if narrow and values else relation
         fresh = read(
-            f"(SELECT s.* FROM {relation} AS s "
+            f"(SELECT s.* FROM {source} AS s "
             f"SEMI JOIN (SELECT DISTINCT {keys} FROM {logged}) AS k USING ({keys})"
             f"{_pushdown(con, logged, first_key)})",
             batch,
@@ -269,6 +279,23 @@ def _pushdown(con: duckdb.DuckDBPyConnection, logged: str, column: SourceColumn)
         return ""
     listed = ", ".join(f"CAST({quote_literal(str(v[0]))} AS {column.lake_type})" for v in values)
     return f" WHERE s.{name} IN ({listed})"
+
+
+def _changed_values(
+    con: duckdb.DuckDBPyConnection, logged: str, column: SourceColumn
+) -> list[int | str] | None:
+    """The changed values of an integer or text key column, when there are few (values of
+    other types might not compare in the source as they do in DuckDB)."""
+    kind = column.lake_type.upper()
+    if not (kind.startswith(_INTEGERS) or kind.startswith("VARCHAR")):
+        return None
+    rows = con.execute(
+        f"SELECT DISTINCT {quote_ident(column.name)} FROM {logged} "
+        f"WHERE {quote_ident(column.name)} IS NOT NULL LIMIT {NARROW_KEYS + 1}"
+    ).fetchall()
+    if len(rows) > NARROW_KEYS:
+        return None
+    return [row[0] if isinstance(row[0], int) else str(row[0]) for row in rows]
 
 
 def _json_path(column: str) -> str:

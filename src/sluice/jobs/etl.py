@@ -707,6 +707,9 @@ def _extract_one(
             run_id=run.run_id,
             extracted_at=extracted_at,
             kept=run.drift.kept(table.name),
+            narrow=lambda column, values: run.source.relation_with(
+                SOURCE_ALIAS, table, column, values, run.temp_dir
+            ),
         )
         run.cursor_moves[table.name] = {
             "cursor": CDC_CURSOR,

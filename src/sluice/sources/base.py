@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -56,6 +56,18 @@ class Source(Protocol):
         """A DuckDB FROM item like ``relation`` that holds at least the rows of ``table`` whose
         numeric ``column`` is above ``bound``: the caller still filters it. A source that
         filters on its own side (a server, through DuckDB's scanner) returns ``relation``."""
+        ...
+
+    def relation_with(
+        self,
+        alias: str,
+        table: SourceTable,
+        column: str,
+        values: Sequence[int | str],
+        work_dir: Path,
+    ) -> str:
+        """A DuckDB FROM item like ``relation`` that holds at least the rows of ``table``
+        whose ``column`` is one of ``values`` (as ``relation_past``)."""
         ...
 
     def write_privileges(self) -> list[str]:

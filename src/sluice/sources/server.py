@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,6 +134,17 @@ class ServerSource:
         self, alias: str, table: SourceTable, column: str, bound: int, work_dir: Path
     ) -> str:
         """The table as ``relation``: DuckDB's scanner sends the caller's filter to the server."""
+        return self.relation(alias, table)
+
+    def relation_with(
+        self,
+        alias: str,
+        table: SourceTable,
+        column: str,
+        values: Sequence[int | str],
+        work_dir: Path,
+    ) -> str:
+        """The table as ``relation``: DuckDB's scanner sends an ``IN`` list to the server."""
         return self.relation(alias, table)
 
     def write_privileges(self) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,17 +138,44 @@ class SqliteSource:
         """For a big table, a copy of its rows whose ``column`` is above ``bound`` in a new
         file in ``work_dir`` (see ``copy_rows_past``); ``relation`` for a small table, or
         when the copy fails for a reason other than the file being locked."""
+        return self._narrowed(
+            alias,
+            table,
+            work_dir,
+            lambda copy: copy_rows_past(self.path, table.name, column, bound, copy),
+        )
+
+    def relation_with(
+        self,
+        alias: str,
+        table: SourceTable,
+        column: str,
+        values: Sequence[int | str],
+        work_dir: Path,
+    ) -> str:
+        """For a big table, a copy of its rows whose ``column`` is one of ``values`` (see
+        ``copy_rows_with``); otherwise as ``relation_past``."""
+        return self._narrowed(
+            alias,
+            table,
+            work_dir,
+            lambda copy: copy_rows_with(self.path, table.name, column, values, copy),
+        )
+
+    def _narrowed(
+        self, alias: str, table: SourceTable, work_dir: Path, copy_rows: Callable[[Path], int]
+    ) -> str:
         if (table.estimated_rows or 0) < NARROW_ROWS:
             return self.relation(alias, table)
         self._check_file()
-        copy = work_dir / f"{table.name}.past.db"
+        copy = work_dir / f"{table.name}.rows.db"
         try:
-            copy_rows_past(self.path, table.name, column, bound, copy)
+            copy_rows(copy)
         except sqlite3.Error as exc:
             copy.unlink(missing_ok=True)
             if is_connection_error(str(exc)):
                 raise SourceUnavailableError(f"Cannot read source {self.path}: {exc}.") from exc
-            log.info("reading all rows of %s: copying the new ones failed: %s", table.name, exc)
+            log.info("reading all rows of %s: copying the ones needed failed: %s", table.name, exc)
             return self.relation(alias, table)
         return f"sqlite_scan({quote_literal(str(copy))}, {quote_literal(table.name)})"
 
@@ -161,6 +189,33 @@ def copy_rows_past(source: Path, table: str, column: str, bound: int, copy: Path
     number, so rows whose value is not a number are copied too: the copy holds at least the
     rows a DuckDB filter on ``column`` above ``bound`` keeps, and the caller applies that.
     """
+    return _copy_rows(source, table, copy, f"{quote_ident(column)} > ?", parameters=(bound,))
+
+
+def copy_rows_with(
+    source: Path, table: str, column: str, values: Sequence[int | str], copy: Path
+) -> int:
+    """Copy the rows of ``table`` whose ``column`` equals one of ``values`` (SQLite compares
+    them under the column's affinity) into a new SQLite file ``copy``, as ``copy_rows_past``;
+    return how many."""
+
+    def listed(con: sqlite3.Connection) -> None:
+        con.execute("CREATE TEMP TABLE _sluice_values (v)")
+        con.executemany("INSERT INTO temp._sluice_values VALUES (?)", ((v,) for v in values))
+
+    where = f"{quote_ident(column)} IN (SELECT v FROM temp._sluice_values)"
+    return _copy_rows(source, table, copy, where, prepare=listed)
+
+
+def _copy_rows(
+    source: Path,
+    table: str,
+    copy: Path,
+    where: str,
+    *,
+    parameters: tuple[object, ...] = (),
+    prepare: Callable[[sqlite3.Connection], None] | None = None,
+) -> int:
     copy.unlink(missing_ok=True)
     con = sqlite3.connect(copy.resolve().as_uri(), uri=True, isolation_level=None)
     try:
@@ -173,13 +228,15 @@ def copy_rows_past(source: Path, table: str, column: str, bound: int, copy: Path
         if found is None or not found[0]:
             raise sqlite3.OperationalError(f"no such table: {table}")
         con.execute(found[0])
+        if prepare is not None:
+            prepare(con)
         names = [row[1] for row in con.execute(f"PRAGMA src.table_info({quote_ident(table)})")]
         listed = ", ".join(quote_ident(n) for n in names)
         con.execute("BEGIN")
         copied = con.execute(
             f"INSERT INTO main.{quote_ident(table)} ({listed}) SELECT {listed} "
-            f"FROM src.{quote_ident(table)} WHERE {quote_ident(column)} > ?",
-            (bound,),
+            f"FROM src.{quote_ident(table)} WHERE {where}",
+            parameters,
         ).rowcount
         con.execute("COMMIT")
     finally:
