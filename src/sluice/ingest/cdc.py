@@ -4,9 +4,11 @@ The log (see ``sluice.sources.cdc``) lists the keys of inserted, updated and del
 order. A run reads the changes between the position committed with the raw table and the
 log's current position, then the current source rows of those keys: a key whose row exists
 gets that row, a key whose row is gone is deleted from raw (or kept with
-``_sluice_deleted_at`` set, under ``deletes: mark``). Applying the latest state of each key
-is the same as applying its changes in order, and applying it twice changes nothing, so a
-change committed in the source while the run reads is simply applied again by the next run.
+``_sluice_deleted_at`` set, under ``deletes: mark``). Only the raw files holding a changed
+key are rewritten (``sluice.lake.merge``): new keys alone are one appended file. Applying
+the latest state of each key is the same as applying its changes in order, and applying it
+twice changes nothing, so a change committed in the source while the run reads is simply
+applied again by the next run.
 The new position is committed in the same Iceberg snapshot as the rows (the cursor
 ``_sluice_cdc``), so a run that dies before that commit changes nothing. Without a position
 (first run, reset cursor, log recreated) the whole table is read. A TRUNCATE logged since
@@ -27,7 +29,7 @@ from sluice.core import Cursor, TableName, WrittenTable
 from sluice.duck import quote_ident, quote_literal, write_parquet
 from sluice.errors import ConfigError, IngestError, did_you_mean
 from sluice.ingest.extract import extract_table, source_failure
-from sluice.lake.merge import parquet_list
+from sluice.lake.merge import merge_files, parquet_list
 from sluice.sources.base import SourceColumn, SourceTable
 from sluice.sources.cdc import CHANGE_OPS, TRUNCATE_OP, LogPosition
 
@@ -101,7 +103,7 @@ def _window(after: LogPosition, upto: int) -> str:
     return f"seq <= {upto} AND {newer}"
 
 
-def merge_changes_select(
+def changed_rows_select(
     batch: Path,
     changes: Path,
     current: tuple[str, ...],
@@ -110,27 +112,24 @@ def merge_changes_select(
     mark: bool,
     extracted_at: datetime,
 ) -> str:
-    """The rows of the raw table after applying the changes: the current rows of changed
-    keys, every other row as it was, and (``mark``) deleted rows with their deletion time."""
+    """The rows that replace the raw rows of the changed keys: their current source rows
+    (``batch``) and, with ``mark``, the raw rows of deleted keys with their deletion time."""
     new = f"read_parquet({quote_literal(str(batch))})"
     logged = f"read_parquet({quote_literal(str(changes))})"
     keys = ", ".join(quote_ident(k) for k in key)
     parts = [f"SELECT * FROM {new}"]
-    if current:
-        files = ", ".join(quote_literal(f) for f in current)
-        old = f"read_parquet([{files}], union_by_name = true)"
-        parts.append(f"SELECT old.* FROM {old} AS old ANTI JOIN {logged} AS c USING ({keys})")
-        if mark:
-            deleted = (
-                f"SELECT {keys}, timezone('UTC', max(changed_at) FILTER (WHERE op = 'D')) "
-                f"AS deleted_at FROM {logged} GROUP BY ALL"
-            )
-            now = f"TIMESTAMPTZ {quote_literal(extracted_at.isoformat())}"
-            parts.append(
-                f"SELECT old.* REPLACE (coalesce(old.{DELETED_AT_COLUMN}, d.deleted_at, {now}) "
-                f"AS {DELETED_AT_COLUMN}) FROM {old} AS old JOIN ({deleted}) AS d USING ({keys}) "
-                f"ANTI JOIN {new} AS n USING ({keys})"
-            )
+    if current and mark:
+        old = f"read_parquet({parquet_list(current)}, union_by_name = true)"
+        deleted = (
+            f"SELECT {keys}, timezone('UTC', max(changed_at) FILTER (WHERE op = 'D')) "
+            f"AS deleted_at FROM {logged} GROUP BY ALL"
+        )
+        now = f"TIMESTAMPTZ {quote_literal(extracted_at.isoformat())}"
+        parts.append(
+            f"SELECT old.* REPLACE (coalesce(old.{DELETED_AT_COLUMN}, d.deleted_at, {now}) "
+            f"AS {DELETED_AT_COLUMN}) FROM {old} AS old JOIN ({deleted}) AS d USING ({keys}) "
+            f"ANTI JOIN {new} AS n USING ({keys})"
+        )
     return " UNION ALL BY NAME ".join(parts)
 
 
@@ -238,7 +237,7 @@ def extract_changes(
             f"{_pushdown(con, logged, first_key)})",
             batch,
         )
-    sql = merge_changes_select(
+    replacing = changed_rows_select(
         batch,
         changes,
         current,
@@ -247,7 +246,14 @@ def extract_changes(
         extracted_at=extracted_at,
     )
     try:
-        rows = write_parquet(con, sql, path)
+        merged = merge_files(
+            con,
+            current=current,
+            batch=replacing,
+            keys=f"SELECT DISTINCT {keys} FROM {logged}",
+            key_columns=list(spec.primary_key),
+            path=path,
+        )
     except duckdb.InterruptException:
         raise
     except duckdb.Error as exc:
@@ -255,7 +261,14 @@ def extract_changes(
             f"Applying the changes of {table.name} to {target} failed: {str(exc).splitlines()[0]}",
             hint=f"Reset the table with 'sluice job reset-cursor JOB {table.name}'.",
         ) from exc
-    return WrittenTable(target, (str(path),), rows, cursor=new_cursor, rows_read=fresh.rows + count)
+    return WrittenTable(
+        target,
+        merged.written,
+        merged.rows,
+        cursor=new_cursor,
+        rows_read=fresh.rows + count,
+        kept=merged.kept,
+    )
 
 
 def _has_deletion_marks(con: duckdb.DuckDBPyConnection, current: tuple[str, ...]) -> bool:
