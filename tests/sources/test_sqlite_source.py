@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from sluice import duck
-from sluice.sources.base import SourceTable
+from sluice.sources.base import RowsAbove, RowsAmong, SourceTable
 from sluice.sources.sqlite import NARROW_ROWS, SqliteSource
 
 BIG = SourceTable("t", (), estimated_rows=NARROW_ROWS)
@@ -68,7 +68,7 @@ def test_the_copy_of_the_rows_past_a_bound_reads_as_the_table(
     source.attach(con, "src")
     below = con.execute(f"SELECT CAST(floor({bound}) AS BIGINT) - 1").fetchone()
     assert below is not None
-    copy = source.relation_past("src", BIG, column, int(below[0]), tmp_path)
+    copy = source.relation_holding("src", BIG, RowsAbove(column, int(below[0])), tmp_path)
     assert "t.rows.db" in copy
     expected = read(con, source.relation("src", BIG), bound, column)
     assert read(con, copy, bound, column) == expected
@@ -86,7 +86,7 @@ def test_the_copy_of_the_rows_with_some_values_reads_as_the_table(
 ) -> None:
     con = duck.connect(extensions=("sqlite_scanner",))
     source.attach(con, "src")
-    copy = source.relation_with("src", BIG, column, values, tmp_path)
+    copy = source.relation_holding("src", BIG, RowsAmong(column, tuple(values)), tmp_path)
     assert "t.rows.db" in copy
     wanted = ", ".join(repr(v) for v in values)
 
@@ -109,7 +109,7 @@ def test_a_value_duckdb_cannot_read_fails_the_copy_as_the_table(
         con.execute("INSERT INTO t (\"id\", name) VALUES ('abc', 'text id')")
     con = duck.connect(extensions=("sqlite_scanner",))
     source.attach(con, "src")
-    copy = source.relation_past("src", BIG, "id", 100, tmp_path)
+    copy = source.relation_holding("src", BIG, RowsAbove("id", 100), tmp_path)
     for relation in (source.relation("src", BIG), copy):
         with pytest.raises(duckdb.Error, match='"id": column was declared as integer'):
             read(con, relation, "100")
@@ -119,9 +119,11 @@ def test_small_tables_and_failed_copies_read_the_table(
     source: SqliteSource, tmp_path: Path
 ) -> None:
     small = SourceTable("t", (), estimated_rows=NARROW_ROWS - 1)
-    assert source.relation_past("src", small, "id", 1, tmp_path) == source.relation("src", small)
+    assert source.relation_holding("src", small, RowsAbove("id", 1), tmp_path) == source.relation(
+        "src", small
+    )
     missing = SourceTable("gone", (), estimated_rows=NARROW_ROWS)
-    assert source.relation_past("src", missing, "id", 1, tmp_path) == source.relation(
+    assert source.relation_holding("src", missing, RowsAbove("id", 1), tmp_path) == source.relation(
         "src", missing
     )
     assert not (tmp_path / "gone.rows.db").exists()

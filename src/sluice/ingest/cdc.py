@@ -46,7 +46,7 @@ DELETED_AT_COLUMN = "_sluice_deleted_at"
 # 0.42-1.6 s without it (bench/cdc_pushdown.py).
 PUSHDOWN_KEYS = 1000
 # Up to this many changed keys, a source that cannot filter on its side (SQLite) is asked for
-# a copy of just their rows (``Source.relation_with``).
+# a copy of just their rows (``Source.relation_holding``).
 NARROW_KEYS = 100_000
 _INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
              "UINTEGER", "UBIGINT")  # fmt: skip
@@ -155,7 +155,7 @@ def extract_changes(
     (all its rows when ``cursor`` holds no position of this log, or the ``deletes`` policy
     changed); the result carries the new cursor and the rows and changes read. ``narrow``,
     given a key column and the changed values of it, returns a FROM item to read instead of
-    ``relation`` that holds at least those rows (see ``Source.relation_with``)."""
+    ``relation`` that holds at least those rows (see ``Source.relation_holding``)."""
     columns = [*kept, *([(DELETED_AT_COLUMN, "TIMESTAMPTZ")] if spec.deletes == "mark" else [])]
     previous = LogPosition.parse(cursor.value)
     new_cursor = Cursor(CDC_CURSOR, position.cursor(), cursor.snapshot_id)

@@ -97,7 +97,7 @@ def extract_incremental(
     read and the current files it keeps. ``kept`` columns (dropped in the source) read NULL
     in the new rows. ``narrow``, given an integer below a numeric cursor's lower bound,
     returns a FROM item to read instead of ``relation`` that holds at least its rows above it
-    (see ``Source.relation_past``)."""
+    (see ``Source.relation_holding``)."""
     import duckdb
 
     full = cursor.value is None

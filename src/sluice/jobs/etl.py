@@ -50,7 +50,7 @@ from sluice.lock import ProcessLock
 from sluice.observe.failpoints import failpoint
 from sluice.observe.progress import Progress
 from sluice.quality.checks import Check, compile_check, run_check
-from sluice.sources.base import Source, SourceColumn, SourceTable
+from sluice.sources.base import RowsAbove, RowsAmong, Source, SourceColumn, SourceTable
 from sluice.sources.cdc import CHANGE_LOG, log_position
 from sluice.transform.incremental import build_increment, state_summary
 from sluice.transform.models import Model, load_models, model_failure
@@ -707,8 +707,8 @@ def _extract_one(
             run_id=run.run_id,
             extracted_at=extracted_at,
             kept=run.drift.kept(table.name),
-            narrow=lambda column, values: run.source.relation_with(
-                SOURCE_ALIAS, table, column, values, run.temp_dir
+            narrow=lambda column, values: run.source.relation_holding(
+                SOURCE_ALIAS, table, RowsAmong(column, tuple(values)), run.temp_dir
             ),
         )
         run.cursor_moves[table.name] = {
@@ -746,8 +746,8 @@ def _extract_one(
             run_id=run.run_id,
             extracted_at=extracted_at,
             kept=run.drift.kept(table.name),
-            narrow=lambda bound: run.source.relation_past(
-                SOURCE_ALIAS, table, spec.cursor, bound, run.temp_dir
+            narrow=lambda bound: run.source.relation_holding(
+                SOURCE_ALIAS, table, RowsAbove(spec.cursor, bound), run.temp_dir
             ),
         )
         assert written.cursor is not None

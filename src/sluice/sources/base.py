@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -33,6 +33,25 @@ class SourceTable:
     estimated_rows: int | None = None
 
 
+@dataclass(frozen=True)
+class RowsAbove:
+    """The rows whose numeric ``column`` is above ``bound`` (new rows past a cursor)."""
+
+    column: str
+    bound: int
+
+
+@dataclass(frozen=True)
+class RowsAmong:
+    """The rows whose ``column`` holds one of ``values`` (the changed keys of a CDC run)."""
+
+    column: str
+    values: tuple[int | str, ...]
+
+
+Rows = RowsAbove | RowsAmong
+
+
 class Source(Protocol):
     """A readable source system."""
 
@@ -50,24 +69,11 @@ class Source(Protocol):
         """The DuckDB FROM item that reads ``table`` once the source is attached as ``alias``."""
         ...
 
-    def relation_past(
-        self, alias: str, table: SourceTable, column: str, bound: int, work_dir: Path
-    ) -> str:
-        """A DuckDB FROM item like ``relation`` that holds at least the rows of ``table`` whose
-        numeric ``column`` is above ``bound``: the caller still filters it. A source that
-        filters on its own side (a server, through DuckDB's scanner) returns ``relation``."""
-        ...
-
-    def relation_with(
-        self,
-        alias: str,
-        table: SourceTable,
-        column: str,
-        values: Sequence[int | str],
-        work_dir: Path,
-    ) -> str:
-        """A DuckDB FROM item like ``relation`` that holds at least the rows of ``table``
-        whose ``column`` is one of ``values`` (as ``relation_past``)."""
+    def relation_holding(self, alias: str, table: SourceTable, rows: Rows, work_dir: Path) -> str:
+        """A DuckDB FROM item like ``relation`` that holds at least ``rows`` of ``table``: the
+        caller still filters it. A source that filters on its own side (a server, through
+        DuckDB's scanner) returns ``relation``; one that cannot may copy the rows into
+        ``work_dir``."""
         ...
 
     def write_privileges(self) -> list[str]:

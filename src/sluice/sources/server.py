@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from sluice.config import redact, resolve_secrets
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import ConfigError, SourceError, SourceUnavailableError
 from sluice.sources.base import (
+    Rows,
     SourceColumn,
     SourceTable,
     is_connection_error,
@@ -130,21 +130,9 @@ class ServerSource:
         """The attached table, in the database's default schema."""
         return f"{alias}.{quote_ident(table.name)}"
 
-    def relation_past(
-        self, alias: str, table: SourceTable, column: str, bound: int, work_dir: Path
-    ) -> str:
-        """The table as ``relation``: DuckDB's scanner sends the caller's filter to the server."""
-        return self.relation(alias, table)
-
-    def relation_with(
-        self,
-        alias: str,
-        table: SourceTable,
-        column: str,
-        values: Sequence[int | str],
-        work_dir: Path,
-    ) -> str:
-        """The table as ``relation``: DuckDB's scanner sends an ``IN`` list to the server."""
+    def relation_holding(self, alias: str, table: SourceTable, rows: Rows, work_dir: Path) -> str:
+        """The table as ``relation``: DuckDB's scanner sends the caller's filter (a
+        comparison, an ``IN`` list) to the server."""
         return self.relation(alias, table)
 
     def write_privileges(self) -> list[str]:

@@ -12,6 +12,8 @@ from sluice import duck
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import SourceError, SourceUnavailableError
 from sluice.sources.base import (
+    Rows,
+    RowsAbove,
     SourceColumn,
     SourceTable,
     is_connection_error,
@@ -132,45 +134,19 @@ class SqliteSource:
             return f"sqlite_scan({quote_literal(str(self.path))}, {quote_literal(table.name)})"
         return f"{alias}.{quote_ident(table.name)}"
 
-    def relation_past(
-        self, alias: str, table: SourceTable, column: str, bound: int, work_dir: Path
-    ) -> str:
-        """For a big table, a copy of its rows whose ``column`` is above ``bound`` in a new
-        file in ``work_dir`` (see ``copy_rows_past``); ``relation`` for a small table, or
-        when the copy fails for a reason other than the file being locked."""
-        return self._narrowed(
-            alias,
-            table,
-            work_dir,
-            lambda copy: copy_rows_past(self.path, table.name, column, bound, copy),
-        )
-
-    def relation_with(
-        self,
-        alias: str,
-        table: SourceTable,
-        column: str,
-        values: Sequence[int | str],
-        work_dir: Path,
-    ) -> str:
-        """For a big table, a copy of its rows whose ``column`` is one of ``values`` (see
-        ``copy_rows_with``); otherwise as ``relation_past``."""
-        return self._narrowed(
-            alias,
-            table,
-            work_dir,
-            lambda copy: copy_rows_with(self.path, table.name, column, values, copy),
-        )
-
-    def _narrowed(
-        self, alias: str, table: SourceTable, work_dir: Path, copy_rows: Callable[[Path], int]
-    ) -> str:
+    def relation_holding(self, alias: str, table: SourceTable, rows: Rows, work_dir: Path) -> str:
+        """For a big table, a copy of ``rows`` in a new file in ``work_dir`` (see
+        ``copy_rows_past`` and ``copy_rows_with``); ``relation`` for a small table, or when
+        the copy fails for a reason other than the file being locked."""
         if (table.estimated_rows or 0) < NARROW_ROWS:
             return self.relation(alias, table)
         self._check_file()
         copy = work_dir / f"{table.name}.rows.db"
         try:
-            copy_rows(copy)
+            if isinstance(rows, RowsAbove):
+                copy_rows_past(self.path, table.name, rows.column, rows.bound, copy)
+            else:
+                copy_rows_with(self.path, table.name, rows.column, rows.values, copy)
         except sqlite3.Error as exc:
             copy.unlink(missing_ok=True)
             if is_connection_error(str(exc)):
