@@ -3,8 +3,11 @@ readers use is never touched."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sluice.core import TableName
 from sluice.project import Project
+from tests.ingest.test_incremental import configure, sqlite_source
 from tests.jobs.helpers import drop_orders, lake_totals, run_killed_at, source_totals
 
 
@@ -47,4 +50,50 @@ def test_files_of_a_killed_run_are_removed_by_the_next_run(project: Project) -> 
     project.run_job("etl")
     leftovers = [p for p in project.lake.warehouse.rglob(f"{killed_id}.parquet")]
     assert leftovers == []
+    assert lake_totals(project) == source_totals(project)
+
+
+def _metadata_files(project: Project, table: TableName) -> set[str]:
+    folder = project.lake.table_dir(table) / "metadata"
+    return {str(p) for p in folder.glob("*.avro")}
+
+
+def test_expired_snapshots_leave_no_manifests_behind(project: Project) -> None:
+    """Appends share manifests across snapshots; only what no retained snapshot reads goes."""
+    project = configure(
+        _keep_snapshots(project, 2),
+        {
+            "orders": {"cursor": "orderNumber", "primary_key": ["orderNumber"]},
+            "orderdetails": {
+                "cursor": "orderNumber",
+                "primary_key": ["orderNumber", "productCode"],
+            },
+        },
+    )
+    for step in range(6):
+        with sqlite_source(project) as execute:
+            (first,) = execute('SELECT min("orderNumber") FROM orders')[0]
+            for table in ("orders", "orderdetails"):
+                columns = [row[1] for row in execute(f"PRAGMA table_info({table})")][1:]
+                listed = ", ".join(f'"{c}"' for c in columns)
+                execute(
+                    f'INSERT INTO {table} ("orderNumber", {listed}) SELECT '
+                    f'"orderNumber" + {100000 + step}, {listed} FROM {table} '
+                    f'WHERE "orderNumber" = {first}'
+                )
+        assert project.run_job("etl").state == "SUCCEEDED"
+    for table in (TableName("raw", "orderdetails"), TableName("gold", "fact_orders")):
+        loaded = project.lake.load(table)
+        snapshots = loaded.snapshots()
+        assert len(snapshots) == 2
+        manifests = {m.manifest_path for s in snapshots for m in s.manifests(loaded.io)}
+        lists = {s.manifest_list for s in snapshots}
+        assert _metadata_files(project, table) == {
+            str(Path(p.removeprefix("file://"))) for p in manifests | lists
+        }
+        for snapshot in snapshots:
+            files = loaded.scan(snapshot_id=snapshot.snapshot_id).plan_files()
+            rows = sum(task.file.record_count for task in files)
+            assert snapshot.summary is not None
+            assert rows == int(snapshot.summary["total-records"])
     assert lake_totals(project) == source_totals(project)

@@ -528,7 +528,7 @@ class Lake:
                 expired = _beyond_history(tx.table_metadata.snapshots, self.keep_snapshots)
                 if expired:
                     with ExpireSnapshots(transaction=tx) as expire:
-                        expire.by_ids(expired)
+                        expire.by_ids([s.snapshot_id for s in expired])
                 failpoint(f"in-commit:{written.table}")
         except (LakeError, CommitFailedException, TableAlreadyExistsError, ValidationException):
             raise
@@ -537,6 +537,8 @@ class Lake:
                 f"Commit of {written.table} failed: {exc}",
                 hint="The table still reads its previous snapshot; fix the cause and rerun.",
             ) from exc
+        if expired:
+            _remove_expired_metadata(table, expired)
         snapshot = table.current_snapshot()
         assert snapshot is not None
         return TableCommit(
@@ -777,10 +779,28 @@ def _run_ids(snapshots: list[Any]) -> frozenset[str]:
     return frozenset(runs)
 
 
-def _beyond_history(snapshots: list[Any], keep: int) -> list[int]:
-    """Ids of all but the newest ``keep`` snapshots (history stays bounded, commits fast)."""
+def _beyond_history(snapshots: list[Any], keep: int) -> list[Any]:
+    """All but the newest ``keep`` snapshots (history stays bounded, commits fast)."""
     ordered = sorted(snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms))
-    return [s.snapshot_id for s in ordered[:-keep]] if len(ordered) > keep else []
+    return ordered[:-keep] if len(ordered) > keep else []
+
+
+def _remove_expired_metadata(table: Table, expired: list[Any]) -> None:
+    """Delete the manifest lists and manifests that only the ``expired`` snapshots used, as
+    Iceberg's snapshot expiry does (data files are ``remove_unreferenced``'s).
+
+    Runs after the commit that expired them: a failure here leaves files behind, never a
+    table that references a missing one."""
+    from pyiceberg.catalog import MANIFEST, MANIFEST_LIST, delete_files
+
+    try:
+        used = {m.manifest_path for s in table.snapshots() for m in s.manifests(table.io)}
+        manifests = {m.manifest_path for s in expired for m in s.manifests(table.io)}
+    except OSError as exc:
+        log.warning("could not read the manifests of %s: %s", table.name(), exc)
+        return
+    delete_files(table.io, manifests - used, MANIFEST)
+    delete_files(table.io, {s.manifest_list for s in expired}, MANIFEST_LIST)
 
 
 def _schema_changed(table: Table, schema: Any) -> bool:
