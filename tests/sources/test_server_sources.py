@@ -21,6 +21,7 @@ from sluice.ingest.extract import EXTRACTED_AT_COLUMN, RUN_ID_COLUMN
 from sluice.project import Project
 from sluice.sources.base import open_source
 from sluice.sources.classicmodels import expected_row_counts, write_classicmodels
+from sluice.sources.server import ServerSource
 from tests.conftest import SEED, sluice_cli
 from tests.sources.conftest import mysql_connect
 from tests.test_cli_errors import error_line
@@ -45,15 +46,27 @@ def _lake_tables(project: Project, con: duckdb.DuckDBPyConnection, alias: str) -
 
 
 def test_a_server_source_gives_the_same_lake_as_sqlite(
-    tmp_path: Path, target: tuple[str, str], built: Callable[[int], Project]
+    tmp_path: Path,
+    target: tuple[str, str],
+    built: Callable[[int], Project],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     dialect, url = target
     counts = write_classicmodels(url, scale=1, seed=SEED)
     assert counts == expected_row_counts(1)
     Project.init(tmp_path / "project", source_url=url)
     project = Project.open(tmp_path / "project")
+    attaches = []
+    real_attach = ServerSource.attach
+
+    def attach(self: ServerSource, con: duckdb.DuckDBPyConnection, alias: str) -> None:
+        attaches.append(alias)
+        real_attach(self, con, alias)
+
+    monkeypatch.setattr(ServerSource, "attach", attach)
     run = project.run_job("etl")
     assert run.state == "SUCCEEDED", run.error
+    assert len(attaches) == 1  # the tables are listed through the run's own attachment
 
     reference = built(1)
     con = duckdb.connect()

@@ -50,15 +50,21 @@ class RowsAmong:
 
 
 Rows = RowsAbove | RowsAmong
+Attached = tuple["duckdb.DuckDBPyConnection", str]
 
 
 class Source(Protocol):
     """A readable source system."""
 
     url: str
+    #: ``tables`` can read the source's catalog through a connection ``attach`` prepared.
+    lists_tables_when_attached: bool
 
-    def tables(self) -> list[SourceTable]:
-        """Every user table in the source, with its columns (not Sluice's own tables)."""
+    def tables(self, attached: Attached | None = None) -> list[SourceTable]:
+        """Every user table in the source, with its columns (not Sluice's own tables).
+
+        ``attached`` is a DuckDB connection and the alias ``attach`` made the source readable
+        as; a source that ``lists_tables_when_attached`` uses it instead of connecting again."""
         ...
 
     def attach(self, con: duckdb.DuckDBPyConnection, alias: str) -> None:

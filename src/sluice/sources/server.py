@@ -21,6 +21,7 @@ from sluice.config import redact, resolve_secrets
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import ConfigError, SourceError, SourceUnavailableError
 from sluice.sources.base import (
+    Attached,
     Rows,
     SourceColumn,
     SourceTable,
@@ -82,20 +83,24 @@ class ServerSource:
     extension = ""
     duckdb_type = ""
     default_port = 0
+    lists_tables_when_attached = True
 
     def __init__(self, url: str, base_dir: Path) -> None:
         self.url = url
         self.parts = ServerURL.parse(url)
 
-    def tables(self) -> list[SourceTable]:
+    def tables(self, attached: Attached | None = None) -> list[SourceTable]:
         """Every base table in the database (PostgreSQL: the current schema), with columns."""
-        con = self._connect()
-        try:
-            alias = "meta"
-            self.attach(con, alias)
+        if attached:
+            con, alias = attached
             rows = con.execute(self._columns_sql(alias)).fetchall()
-        finally:
-            con.close()
+        else:
+            con = self._connect()
+            try:
+                self.attach(con, "meta")
+                rows = con.execute(self._columns_sql("meta")).fetchall()
+            finally:
+                con.close()
         columns: dict[str, list[SourceColumn]] = {}
         estimates: dict[str, int | None] = {}
         for table, column, declared, nullable, estimate in rows:

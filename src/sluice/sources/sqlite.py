@@ -12,6 +12,7 @@ from sluice import duck
 from sluice.duck import quote_ident, quote_literal
 from sluice.errors import SourceError, SourceUnavailableError
 from sluice.sources.base import (
+    Attached,
     Rows,
     RowsAbove,
     SourceColumn,
@@ -57,6 +58,8 @@ def sqlite_path(url: str, *, base_dir: Path) -> Path:
 class SqliteSource:
     """A SQLite database file. Declared MySQL-style types are kept exactly."""
 
+    lists_tables_when_attached = False  # sqlite3 reads the schema faster than the scanner loads
+
     def __init__(self, url: str, base_dir: Path) -> None:
         self.url = url
         self.path = sqlite_path(url, base_dir=base_dir)
@@ -75,8 +78,8 @@ class SqliteSource:
                     hint="Point the source URL at a .db file written by SQLite.",
                 )
 
-    def tables(self) -> list[SourceTable]:
-        """Every user table, with declared types mapped to lake types."""
+    def tables(self, attached: Attached | None = None) -> list[SourceTable]:
+        """Every user table, with declared types mapped to lake types (read with sqlite3)."""
         self._check_file()
         try:
             con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
