@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,12 +96,7 @@ class ServerSource:
             con, alias = attached
             rows = con.execute(self._columns_sql(alias)).fetchall()
         else:
-            con = self._connect()
-            try:
-                self.attach(con, "meta")
-                rows = con.execute(self._columns_sql("meta")).fetchall()
-            finally:
-                con.close()
+            rows = self._catalog_rows(self._columns_sql)
         columns: dict[str, list[SourceColumn]] = {}
         estimates: dict[str, int | None] = {}
         for table, column, declared, nullable, estimate in rows:
@@ -142,12 +138,7 @@ class ServerSource:
 
     def write_privileges(self) -> list[str]:
         """Privileges of the source's user that allow changing data (least privilege: none)."""
-        con = self._connect()
-        try:
-            self.attach(con, "meta")
-            rows = con.execute(self._privileges_sql("meta")).fetchall()
-        finally:
-            con.close()
+        rows = self._catalog_rows(self._privileges_sql)
         return sorted({str(row[0]).upper() for row in rows} & set(_WRITE_PRIVILEGES))
 
     @property
@@ -155,8 +146,14 @@ class ServerSource:
         """The sqlglot dialect of declared types."""
         return self.duckdb_type
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        return duck.connect()
+    def _catalog_rows(self, sql: Callable[[str], str]) -> list[tuple[Any, ...]]:
+        """The rows of ``sql(alias)`` on a connection of its own, the server attached."""
+        con = duck.connect()
+        try:
+            self.attach(con, "meta")
+            return con.execute(sql("meta")).fetchall()
+        finally:
+            con.close()
 
     def _scrub(self, exc: Exception) -> str:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
