@@ -41,6 +41,19 @@ def new_project(folder: Path, source: Path) -> Project:
     return Project.open(folder / "project")
 
 
+def extract_only_project(folder: Path, source_url: str) -> Project:
+    """A project on ``source_url`` whose job only extracts (no models, no checks)."""
+    import yaml
+
+    Project.init(folder, source_url=source_url)
+    for model in (folder / "models").glob("*.sql"):
+        model.unlink()
+    config = yaml.safe_load((folder / "sluice.yml").read_text())
+    config.pop("checks", None)
+    (folder / "sluice.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return Project.open(folder)
+
+
 @pytest.fixture
 def project(tmp_path: Path, source_db: Callable[[int], Path]) -> Project:
     """A fresh project on a scale-1 source, no runs yet."""

@@ -18,7 +18,7 @@ from sluice.sources import dump as dump_module
 from sluice.sources.classicmodels import TABLES, expected_row_counts
 from sluice.sources.dump import load_dump, read_dump, split_statements
 from sluice.sources.sqlite import SqliteSource
-from tests.conftest import SEED, sluice_cli
+from tests.conftest import SEED, extract_only_project, sluice_cli
 from tests.sources.dumpwriter import write_dump
 from tests.test_cli_errors import error_line, snapshot
 
@@ -193,6 +193,33 @@ def test_the_sqlite_source_extracts_a_loaded_dump(tmp_path: Path) -> None:
             "SELECT count(*), sum(CAST(round(amount * 100) AS INTEGER)) FROM payments"
         ).fetchone()
     assert list(result.values()) == [count, Decimal(cents) / 100]
+
+
+def test_unsigned_columns_load_into_sqlite_and_extract_exactly(tmp_path: Path) -> None:
+    """SQLite's grammar refuses ``int(10) unsigned``; the loader keeps the type all the same."""
+    dump = tmp_path / "unsigned.sql"
+    dump.write_bytes(
+        b"CREATE TABLE `parts` (\n  `id` int(10) unsigned NOT NULL,\n"
+        b"  `price` decimal(10,2) unsigned DEFAULT NULL,\n  `weight` double unsigned,\n"
+        b"  `stock` smallint(5) unsigned zerofill,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;\n"
+        b"INSERT INTO `parts` VALUES (4294967295,99999999.99,0.5,65535),(1,0.10,NULL,0);\n"
+    )
+    target = tmp_path / "source.db"
+    assert load_dump(dump, f"sqlite:///{target}") == {"parts": 2}
+    (table,) = SqliteSource(f"sqlite:///{target}", tmp_path).tables()
+    assert [(c.source_type, c.lake_type) for c in table.columns] == [
+        ("int(10) unsigned", "BIGINT"),
+        ("decimal(10,2) unsigned", "DECIMAL(10, 2)"),
+        ("double unsigned", "DOUBLE"),
+        ("smallint(5) unsigned", "INTEGER"),  # ZEROFILL only pads what MySQL shows
+    ]
+    project = extract_only_project(tmp_path / "project", f"sqlite:///{target}")
+    assert project.run_job("etl").state == "SUCCEEDED"
+    rows = project.query("SELECT id, price, weight, stock FROM parts ORDER BY id", database="raw")
+    assert [tuple(r.values()) for r in rows.table.to_pylist()] == [
+        (1, Decimal("0.10"), None, 0),
+        (4294967295, Decimal("99999999.99"), 0.5, 65535),
+    ]
 
 
 # --- atomicity ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,8 +22,9 @@ from sluice.ingest.extract import EXTRACTED_AT_COLUMN, RUN_ID_COLUMN
 from sluice.project import Project
 from sluice.sources.base import open_source
 from sluice.sources.classicmodels import expected_row_counts, write_classicmodels
+from sluice.sources.dump import load_dump
 from sluice.sources.server import ServerSource
-from tests.conftest import SEED, sluice_cli
+from tests.conftest import SEED, extract_only_project, sluice_cli
 from tests.sources.conftest import mysql_connect
 from tests.test_cli_errors import error_line
 
@@ -226,3 +228,68 @@ def test_an_unknown_mysql_compression_is_refused(tmp_path: Path) -> None:
         open_source("mysql://me@127.0.0.1:3306/shop?compression=zstd", base_dir=tmp_path)
     assert "compression=zstd" in str(caught.value)
     assert "disabled, preferred, required" in str(caught.value.hint)
+
+
+NUMBERS_DUMP = b"""/*!40101 SET NAMES latin1 */;
+CREATE TABLE `readings` (
+  `id` int(10) unsigned NOT NULL,
+  `flag` bit(1) DEFAULT NULL,
+  `mask` bit(8) DEFAULT NULL,
+  `wide` bit(64) DEFAULT NULL,
+  `price` decimal(10,2) unsigned DEFAULT NULL,
+  `whole` decimal DEFAULT NULL,
+  `ratio` double unsigned DEFAULT NULL,
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=latin1;
+INSERT INTO `readings` VALUES (1,b'1',b'00000101',b'1111111111111111111111111111111111111111111111111111111111111111',12.34,1234567890,1.5),(4294967295,b'0',b'11111111',b'1',99999999.99,NULL,NULL);
+"""
+READINGS = [
+    (1, True, 5, Decimal(2**64 - 1), Decimal("12.34"), Decimal(1234567890), 1.5),
+    (4294967295, False, 255, Decimal(1), Decimal("99999999.99"), None, None),
+]
+
+
+def test_unsigned_decimals_and_bit_strings_keep_their_values(
+    tmp_path: Path, target: tuple[str, str]
+) -> None:
+    _, url = target
+    dump = tmp_path / "readings.sql"
+    dump.write_bytes(NUMBERS_DUMP)
+    load_dump(dump, url)
+    project = extract_only_project(tmp_path / "project", url)
+    run = project.run_job("etl")
+    assert run.state == "SUCCEEDED", run.error
+    rows = project.query(
+        f"SELECT * EXCLUDE ({RUN_ID_COLUMN}, {EXTRACTED_AT_COLUMN}) FROM readings ORDER BY id",
+        database="raw",
+    )
+    assert [tuple(row.values()) for row in rows.table.to_pylist()] == READINGS
+    described = project.query("DESCRIBE readings", database="raw").table.to_pylist()
+    types = {row["column_name"]: row["column_type"] for row in described}
+    assert (types["flag"], types["mask"], types["wide"]) == ("BOOLEAN", "BIGINT", "DECIMAL(20,0)")
+    assert (types["price"], types["ratio"]) == ("DECIMAL(10,2)", "DOUBLE")
+
+
+def test_postgresql_numeric_and_bit_types_read_without_rounding(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute(
+            "CREATE TABLE measures (id integer PRIMARY KEY, amount numeric, "
+            "flags bit(8), bits bit varying(20), one bit(1))"
+        )
+        con.execute(
+            "INSERT INTO measures VALUES (1, 1.5, B'00000101', B'101', B'1'), "
+            "(2, -0.25, B'11111111', B'', B'0'), (3, NULL, NULL, NULL, NULL)"
+        )
+    project = extract_only_project(tmp_path / "project", postgres_url)
+    run = project.run_job("etl")
+    assert run.state == "SUCCEEDED", run.error
+    rows = project.query(
+        "SELECT id, amount, flags, bits, one FROM measures ORDER BY id", database="raw"
+    )
+    assert [tuple(r.values()) for r in rows.table.to_pylist()] == [
+        (1, 1.5, 5, "101", True),
+        (2, -0.25, 255, "", False),
+        (3, None, None, None, None),
+    ]

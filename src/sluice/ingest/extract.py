@@ -31,7 +31,8 @@ def extract_select(
     types and the load metadata; ``kept`` columns (name, type), dropped in the source but
     kept in the lake, read NULL."""
     columns = [
-        f"CAST({quote_ident(c.name)} AS {c.lake_type}) AS {quote_ident(c.name)}"
+        f"CAST({(c.read_sql or '{}').format(quote_ident(c.name))} AS {c.lake_type}) "
+        f"AS {quote_ident(c.name)}"
         for c in table.columns
     ]
     columns.extend(f"CAST(NULL AS {kind}) AS {quote_ident(name)}" for name, kind in kept)

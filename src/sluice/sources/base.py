@@ -22,6 +22,8 @@ class SourceColumn:
     source_type: str
     lake_type: str
     nullable: bool
+    #: How to read the scanned value where a CAST to ``lake_type`` cannot ("{}": the column).
+    read_sql: str | None = None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from sluice.sources.base import (
     is_connection_error,
     is_internal_table,
 )
-from sluice.sources.types import lake_type
+from sluice.sources.types import is_bits, lake_type
 
 if TYPE_CHECKING:
     import duckdb
@@ -84,6 +84,7 @@ class ServerSource:
     extension = ""
     duckdb_type = ""
     default_port = 0
+    bits_read = ""  # reads a BIT(n) column's scanned value as an unsigned number
     lists_tables_when_attached = True
 
     def __init__(self, url: str, base_dir: Path) -> None:
@@ -103,8 +104,15 @@ class ServerSource:
             if is_internal_table(table):
                 continue
             mapped = lake_type(declared, dialect=self.dialect) or "VARCHAR"
+            numeric_bits = is_bits(declared) and mapped not in ("BOOLEAN", "VARCHAR")
             columns.setdefault(table, []).append(
-                SourceColumn(column, declared, mapped, bool(nullable))
+                SourceColumn(
+                    column,
+                    declared,
+                    mapped,
+                    bool(nullable),
+                    self.bits_read if numeric_bits else None,
+                )
             )
             estimates[table] = int(estimate) if estimate is not None and estimate >= 0 else None
         return [SourceTable(name, tuple(cols), estimates[name]) for name, cols in columns.items()]
@@ -196,6 +204,7 @@ class MysqlSource(ServerSource):
     extension = "mysql_scanner"
     duckdb_type = "mysql"
     default_port = 3306
+    bits_read = "CAST('0x' || hex({}) AS UBIGINT)"  # the scanner reads BIT(n) as bytes
 
     def __init__(self, url: str, base_dir: Path) -> None:
         super().__init__(url, base_dir)
@@ -240,6 +249,7 @@ class PostgresSource(ServerSource):
     extension = "postgres_scanner"
     duckdb_type = "postgres"
     default_port = 5432
+    bits_read = "CAST(CAST({} AS BIT) AS UBIGINT)"  # the scanner reads bit(n) as '0101…'
 
     def __init__(self, url: str, base_dir: Path) -> None:
         super().__init__(url, base_dir)

@@ -36,6 +36,8 @@ def lake_type(declared: str, *, dialect: str = "mysql") -> str | None:
     'DECIMAL(10, 2)'
     >>> lake_type("smallint(6)"), lake_type("mediumtext"), lake_type("int(10) unsigned")
     ('INTEGER', 'VARCHAR', 'BIGINT')
+    >>> lake_type("bit(1)"), lake_type("bit(8)"), lake_type("numeric", dialect="postgres")
+    ('BOOLEAN', 'BIGINT', 'DOUBLE')
     """
     if not declared.strip():
         return None
@@ -50,15 +52,19 @@ def lake_type(declared: str, *, dialect: str = "mysql") -> str | None:
         return "BIGINT"
     if kind in {_T.UBIGINT, _T.INT128, _T.UINT128}:
         return "DECIMAL(38, 0)"
-    if kind in {_T.DECIMAL, _T.BIGDECIMAL}:
+    if kind in {_T.DECIMAL, _T.BIGDECIMAL, _T.UDECIMAL}:
         params = [p.name for p in parsed.expressions]
+        if not params and dialect == "postgres":
+            return "DOUBLE"  # numeric of any precision: DuckDB's scanner reads it as DOUBLE
         precision = min(int(params[0]), 38) if params else 38
         scale = int(params[1]) if len(params) > 1 else 0
         return f"DECIMAL({precision}, {scale})"
     if kind in {_T.FLOAT}:
         return "FLOAT"
-    if kind in {_T.DOUBLE}:
+    if kind in {_T.DOUBLE, _T.UDOUBLE}:
         return "DOUBLE"
+    if kind == _T.BIT:
+        return _bits_type(declared, [p.name for p in parsed.expressions])
     if kind in _TEXT:
         return "VARCHAR"
     if kind in _BINARY:
@@ -73,6 +79,24 @@ def lake_type(declared: str, *, dialect: str = "mysql") -> str | None:
         return "TIME"
     if kind == _T.YEAR:
         return "INTEGER"
-    if kind in {_T.BOOLEAN, _T.BIT}:
+    if kind == _T.BOOLEAN:
         return "BOOLEAN"
     return None
+
+
+def _bits_type(declared: str, params: list[str]) -> str:
+    """A bit string's lake type: one bit is a BOOLEAN, up to 64 an unsigned number, longer
+    or varying-length strings their text of 0s and 1s."""
+    if "varying" in declared.lower():
+        return "VARCHAR"
+    width = int(params[0]) if params else 1
+    if width == 1:
+        return "BOOLEAN"
+    if width < 64:
+        return "BIGINT"
+    return "DECIMAL(20, 0)" if width == 64 else "VARCHAR"
+
+
+def is_bits(declared: str) -> bool:
+    """True for a BIT(n) or BIT VARYING column, which scanners do not read as numbers."""
+    return declared.strip().lower().startswith(("bit(", "bit varying", "varbit"))

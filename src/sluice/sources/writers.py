@@ -583,6 +583,7 @@ def postgres_type(declared: str) -> str:
         t.UBIGINT: "numeric(20)",
         t.FLOAT: "real",
         t.DOUBLE: "double precision",
+        t.UDOUBLE: "double precision",
         t.DATE: "date",
         t.DATETIME: "timestamp",
         t.TIMESTAMP: "timestamp",
@@ -594,14 +595,15 @@ def postgres_type(declared: str) -> str:
     }
     if kind in simple:
         return simple[kind]
-    if kind in (t.DECIMAL, t.BIGDECIMAL):
-        return f"numeric({params})" if params else "numeric"
+    if kind in (t.DECIMAL, t.BIGDECIMAL, t.UDECIMAL):
+        return f"numeric({params or '10,0'})"  # MySQL's DECIMAL is DECIMAL(10,0)
     if kind in (t.CHAR, t.NCHAR, t.VARCHAR, t.NVARCHAR):
         return (
             f"{'char' if kind in (t.CHAR, t.NCHAR) else 'varchar'}({params})" if params else "text"
         )
     if kind in (t.BIT,):
-        return "boolean" if params in ("", "1") else f"bit({params})"
+        width = int(params or 1)
+        return "boolean" if width == 1 else "bigint" if width < 64 else "numeric(20)"
     if kind.name.endswith(("TEXT", "ENUM", "SET")) or kind in (t.ENUM, t.SET):
         return "text"
     if kind.name.endswith(("BLOB", "BINARY")):

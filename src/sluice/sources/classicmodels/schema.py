@@ -202,6 +202,17 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _sqlite_type(declared: str) -> str:
+    """The declared type as SQLite accepts it: quoted when words follow its parentheses
+    (``int(10) unsigned``), which SQLite's grammar refuses; it still keeps the text.
+
+    >>> _sqlite_type("int(10) unsigned"), _sqlite_type("int unsigned"), _sqlite_type("date")
+    ('"int(10) unsigned"', 'int unsigned', 'date')
+    """
+    _, paren, after = declared.rpartition(")")
+    return _quote(declared) if paren and after.strip() else declared
+
+
 def sqlite_ddl(table: Table) -> str:
     """Return a SQLite ``CREATE TABLE`` whose declared column types are the MySQL types.
 
@@ -215,7 +226,8 @@ def sqlite_ddl(table: Table) -> str:
     )
     """
     lines = [
-        f"  {_quote(c.name)} {c.type}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+        f"  {_quote(c.name)} {_sqlite_type(c.type)}{'' if c.nullable else ' NOT NULL'}"
+        for c in table.columns
     ]
     if table.primary_key:
         lines.append(f"  PRIMARY KEY ({', '.join(_quote(c) for c in table.primary_key)})")
