@@ -213,6 +213,24 @@ def test_an_incremental_run_reads_only_new_and_changed_rows(incremental: Project
     third = ok(project.run_job("etl"))
     assert third.rows_read == others
     assert_raw_equals_source(project, ("orders", "orderdetails"))
+    # Nothing new: the merged tables commit nothing and readers keep the second run's rows;
+    # dim_date reads raw.orders alone, so its SQL and inputs are those of its last build.
+    kept = [TableName("raw", name) for name in INCREMENTAL] + [TableName("gold", "dim_date")]
+    assert_kept(project, kept, third, snapshots_by=[first, second])
+    assert third.report["models"]["dim_date"]["build"] == "kept"
+    assert_gold_reconciles(project)
+
+
+def assert_kept(
+    project: Project, tables: list[TableName], run: JobRun, *, snapshots_by: list[JobRun]
+) -> None:
+    """``run`` committed nothing to ``tables`` and published the snapshots they had: their
+    history holds the snapshots of ``snapshots_by`` alone."""
+    for table in tables:
+        snapshots = project.lake.describe(table).snapshots
+        assert [s.run_id for s in snapshots] == [r.run_id for r in snapshots_by], table
+        assert project.publications.current()[table].snapshot_id == snapshots[-1].snapshot_id
+        assert str(table) in run.report["reused"]
 
 
 @pytest.mark.parametrize("copied_by_sqlite", [False, True])
@@ -365,14 +383,17 @@ def test_an_incremental_commit_on_a_table_that_moved_is_refused(incremental: Pro
     table = TableName("raw", "orders")
     ok(project.run_job("etl"))
     cursor, files = project.lake.cursor(table, "updated_at")
+    with sqlite_source(project) as execute:
+        change_source(execute)
     second = ok(project.run_job("etl"))
     current, _ = project.lake.cursor(table, "updated_at")
     assert current.snapshot_id != cursor.snapshot_id
-    stale = WrittenTable(table, files, 326, cursor=Cursor("updated_at", T2, cursor.snapshot_id))
+    later = "2026-03-01 00:00:00"
+    stale = WrittenTable(table, files, 326, cursor=Cursor("updated_at", later, cursor.snapshot_id))
     with pytest.raises(LakeError, match=r"raw\.orders changed while this run merged new rows"):
         project.lake.commit_incremental(stale, run_id="jr_stale")
     after, _ = project.lake.cursor(table, "updated_at")
-    assert after == current and after.value == T1
+    assert after == current and after.value == T2
     assert project.lake.describe(table).snapshots[-1].run_id == second.run_id
 
 

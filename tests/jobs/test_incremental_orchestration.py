@@ -25,6 +25,7 @@ from tests.ingest.test_incremental import (
     assert_raw_equals_source,
     change_source,
     configure,
+    ok,
     sqlite_source,
 )
 from tests.ingest.test_kill_anywhere import assert_lake_equals_source, live_source
@@ -91,7 +92,7 @@ def test_from_fact_orders_rebuilds_it_from_the_published_raw_without_extracting(
     assert {t: published_files(project, f"raw.{t}") for t in INCREMENTAL} == raw_files
     # fact_orders is incremental: its inputs as published have not changed, so nothing is
     # recomputed and its files stay those of the build before.
-    assert rebuilt.report["incremental_models"]["fact_orders"] == {
+    assert rebuilt.report["models"]["fact_orders"] == {
         "build": "incremental",
         "keys": 0,
     }
@@ -105,6 +106,41 @@ def test_from_fact_orders_rebuilds_it_from_the_published_raw_without_extracting(
         moved = caught_up.report["incremental"][table]
         assert (moved["from"], moved["to"], moved["rows_read"]) == (T1, T2, changed[table])
     assert_raw_equals_source(project, (*INCREMENTAL, "products"))
+    assert_gold_reconciles(project)
+
+
+def test_a_model_is_kept_only_while_its_sql_and_inputs_are_those_of_its_last_build(
+    incremental: Project,
+) -> None:
+    """dim_date reads raw.orders alone, which an unchanged source leaves as it was."""
+    project = incremental
+    models = project.root / "models"
+    (models / "orders_seen.sql").write_text(
+        "SELECT count(*) AS orders, now() AS seen_at FROM raw.orders"
+    )
+    project = Project.open(project.root)
+    built = ok(project.run_job("etl"))
+    assert built.report["models"]["dim_date"]["build"] == "kept"
+
+    def snapshots(model: str) -> list[str | None]:
+        return [s.run_id for s in project.lake.describe(TableName("gold", model)).snapshots]
+
+    dim_date, fact_orders = snapshots("dim_date"), snapshots("fact_orders")
+    again = ok(project.run_job("etl"))
+    assert again.report["models"]["dim_date"]["build"] == "kept"
+    assert snapshots("dim_date") == dim_date
+    # now() differs from run to run: such a model is built every time.
+    assert snapshots("orders_seen")[-1] == again.run_id
+    # fact_orders reads the dimensions, which the customers and products reloads rebuild.
+    assert snapshots("fact_orders") == [*fact_orders, again.run_id]
+
+    sql = models / "dim_date.sql"
+    sql.write_text(sql.read_text().replace("AS isWeekend", "AS is_weekend"))
+    changed = ok(Project.open(project.root).run_job("etl"))
+    assert changed.report["models"]["dim_date"]["build"] == "full"
+    assert snapshots("dim_date") == [*dim_date, changed.run_id]
+    columns = project.query("SELECT * FROM dim_date LIMIT 1").table.column_names
+    assert "is_weekend" in columns and "isWeekend" not in columns
     assert_gold_reconciles(project)
 
 

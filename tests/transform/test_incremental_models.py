@@ -150,7 +150,7 @@ def test_fact_orders_merged_after_simulated_activity_equals_a_full_rebuild(
 ) -> None:
     project = incremental
     first = ok(project.run_job("etl"))
-    assert first.report["incremental_models"]["fact_orders"]["build"] == "full"
+    assert first.report["models"]["fact_orders"]["build"] == "full"
     lines = assert_equals_full_rebuild(project)
     source, before = source_path(project), tmp_path / "before.db"
     for round_ in range(4):
@@ -167,7 +167,7 @@ def test_fact_orders_merged_after_simulated_activity_equals_a_full_rebuild(
                 con.execute("UPDATE employees SET lastName = 'Renamed' WHERE employeeNumber = 1416")
         expected = reached_lines(before, source)
         run = ok(project.run_job("etl"))
-        assert run.report["incremental_models"]["fact_orders"] == {
+        assert run.report["models"]["fact_orders"] == {
             "build": "incremental",
             "keys": expected,
         }
@@ -190,7 +190,7 @@ def test_what_an_incremental_build_cannot_follow_rebuilds_fully(incremental: Pro
     # A reset cursor rewrites the raw order lines: the facts are rebuilt from all of them.
     project.jobs.reset_cursor("etl", "orderdetails")
     run = ok(project.run_job("etl"))
-    assert run.report["incremental_models"]["fact_orders"] == {
+    assert run.report["models"]["fact_orders"] == {
         "build": "full",
         "reason": "rows of raw.orderdetails were rewritten or removed",
     }
@@ -200,7 +200,7 @@ def test_what_an_incremental_build_cannot_follow_rebuilds_fully(incremental: Pro
     model.write_text(model.read_text().replace("o.status,", "upper(o.status) AS status,"))
     simulated(project, seed=7)
     run = ok(project.run_job("etl"))
-    assert run.report["incremental_models"]["fact_orders"] == {
+    assert run.report["models"]["fact_orders"] == {
         "build": "full",
         "reason": "the model's SQL changed",
     }
@@ -210,7 +210,7 @@ def test_what_an_incremental_build_cannot_follow_rebuilds_fully(incremental: Pro
     # Nothing changed: nothing is recomputed and the table keeps its files.
     files = project.lake.current_files(FACT)
     run = ok(project.run_job("etl"))
-    assert run.report["incremental_models"]["fact_orders"] == {"build": "incremental", "keys": 0}
+    assert run.report["models"]["fact_orders"] == {"build": "incremental", "keys": 0}
     assert project.lake.current_files(FACT) == files
     assert_equals_full_rebuild(project)
 
@@ -226,7 +226,7 @@ def test_fact_orders_merged_from_a_server_equals_a_full_rebuild(
     ok(project.run_job("etl"))
     report = simulated(project, seed=3)
     run = ok(project.run_job("etl"))
-    build = run.report["incremental_models"]["fact_orders"]
+    build = run.report["models"]["fact_orders"]
     assert build["build"] == "incremental"
     assert report.order_lines <= build["keys"] < report.order_lines + 1000
     assert_equals_full_rebuild(project)

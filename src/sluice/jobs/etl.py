@@ -24,6 +24,7 @@ from sluice import duck
 from sluice.config import CheckSpec, JobConfig
 from sluice.core import (
     CheckResult,
+    Cursor,
     ParquetFooter,
     TableCommit,
     TableName,
@@ -44,7 +45,7 @@ from sluice.jobs.store import RunTasks, utcnow
 from sluice.lake.catalog import Lake
 from sluice.lake.catalog_process import CatalogCalls, InProcess
 from sluice.lake.datafiles import read_footer
-from sluice.lake.publications import PublicationStore
+from sluice.lake.publications import PublicationStore, PublishedTable
 from sluice.lake.types import lake_select
 from sluice.lock import ProcessLock
 from sluice.observe.failpoints import failpoint
@@ -59,7 +60,7 @@ from sluice.sources.base import (
     SourceTable,
 )
 from sluice.sources.cdc import CHANGE_LOG, log_position
-from sluice.transform.incremental import build_increment, state_summary
+from sluice.transform.incremental import build_increment, built_from, state_summary
 from sluice.transform.models import Model, load_models, model_failure
 
 if TYPE_CHECKING:
@@ -132,7 +133,18 @@ class EtlRun:
     drift: DriftPlan = field(default_factory=lambda: DriftPlan("", "", {}))
     model_builds: dict[str, dict[str, Any]] = field(default_factory=dict)
     exposed: dict[TableName, tuple[str, ...]] = field(default_factory=dict)
+    unchanged: list[TableCommit] = field(default_factory=list)
+    kept_tables: set[TableName] = field(default_factory=set)  # exposed as readers have them
+    _published: dict[TableName, PublishedTable] | None = None
     _files_lock: threading.Lock = field(default_factory=threading.Lock)
+    _published_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def published(self, table: TableName) -> PublishedTable | None:
+        """The snapshot of ``table`` readers use now (read from the catalog once a run)."""
+        with self._published_lock:
+            if self._published is None:
+                self._published = self.catalog.call(self.publications.current)
+            return self._published.get(table)
 
     def note_file(self, path: Path) -> None:
         """Remember a file this run writes, to delete it if the run fails before committing."""
@@ -170,7 +182,7 @@ class EtlResult:
                 for c in self.checks
             ],
             "incremental": self.cursors,
-            "incremental_models": self.models,
+            "models": self.models,
             "schema_drift": self.drift,
             "reused": list(self.reused),
         }
@@ -236,6 +248,7 @@ def _run_committing(run: EtlRun, committer: ThreadPoolExecutor) -> EtlResult:
         for commit in reused.values():
             if isinstance(commit, TableCommit):
                 _expose(con, commit.table, commit.files, exposed=run.exposed)
+                run.kept_tables.add(commit.table)
         committer.submit(run.catalog.call, run.lake.prepare, databases)
         pending: list[Future[TableCommit]] = []
         results = _execute(
@@ -265,7 +278,7 @@ def _run_committing(run: EtlRun, committer: ThreadPoolExecutor) -> EtlResult:
             run.progress.item_done("publish", str(commit.table), commit.rows)
         run.checkpoint.check()
         failpoint("publish")
-        kept = [c for c in reused.values() if isinstance(c, TableCommit)]
+        kept = [c for c in reused.values() if isinstance(c, TableCommit)] + run.unchanged
         run.catalog.call(run.publications.publish, run.run_id, run.job_name, commits + kept)
         failpoint("published")
         run.progress.item_done("publish", "publication record")
@@ -418,13 +431,7 @@ def _plan(run: EtlRun, graph: TaskGraph) -> tuple[frozenset[str], dict[str, Reus
         table = graph.outputs.get(name)
         current = published.get(table) if table is not None else None
         if current is not None:
-            reused[name] = TableCommit(
-                current.table,
-                current.snapshot_id,
-                current.metadata_location,
-                current.files,
-                current.rows,
-            )
+            reused[name] = current.commit()
             details[name] = f"reuses the published snapshot of run {current.run_id}"
         elif table is not None and any(name in graph.dependencies[t] for t in wanted):
             raise ConfigError(
@@ -619,14 +626,16 @@ def _execute(
     lock = threading.Lock()
     extracted_at = utcnow()
 
-    def build(task: Task, cursor: duckdb.DuckDBPyConnection) -> WrittenTable | CheckResult:
+    def build(
+        task: Task, cursor: duckdb.DuckDBPyConnection
+    ) -> WrittenTable | TableCommit | CheckResult:
         if isinstance(task, SourceTable):
             return _extract_one(run, cursor, task, extracted_at)
         if isinstance(task, Model):
             return _build_model(run, cursor, task)
         return run_check(cursor, task)
 
-    def work(name: str) -> WrittenTable | CheckResult:
+    def work(name: str) -> WrittenTable | TableCommit | CheckResult:
         run.checkpoint.check()
         task = tasks[name]
         result = run_task(
@@ -647,6 +656,10 @@ def _execute(
                 if stage == "extract":
                     run.rows_read += result.rows if result.rows_read is None else result.rows_read
                 rows: int | None = result.rows
+            elif isinstance(result, TableCommit):
+                run.unchanged.append(result)
+                run.tasks.committed(name, _to_output(result))
+                rows = result.rows
             else:
                 run.tasks.committed(name, _to_output(result))
                 item = f"{result.model}: {result.name}"
@@ -673,7 +686,7 @@ def _execute(
     return [r for r in results.values() if isinstance(r, CheckResult)]
 
 
-def _verdict(result: WrittenTable | CheckResult) -> str | None:
+def _verdict(result: WrittenTable | TableCommit | CheckResult) -> str | None:
     """A check that found bad rows and blocks the publish fails its task."""
     if isinstance(result, CheckResult) and not result.passed and result.severity == "error":
         return result.message
@@ -703,7 +716,7 @@ def _critical_path(graph: dict[str, set[str]], tasks: dict[str, Task]) -> Callab
 
 def _extract_one(
     run: EtlRun, cursor: duckdb.DuckDBPyConnection, table: SourceTable, extracted_at: datetime
-) -> WrittenTable:
+) -> WrittenTable | TableCommit:
     target = TableName(run.job.raw_database, table.name)
     path = _file_for(run, target)
     run.note_file(path)
@@ -737,6 +750,8 @@ def _extract_one(
             "to": position.cursor(),
             "rows_read": written.rows_read,
         }
+        if kept := _unchanged_snapshot(run, written, cursor_before, files):
+            return _keep(run, cursor, kept)
     elif column is None:
         written = extract_table(
             cursor,
@@ -777,8 +792,58 @@ def _extract_one(
             "to": written.cursor.value,
             "rows_read": written.rows_read,
         }
+        if kept := _unchanged_snapshot(run, written, before, files):
+            return _keep(run, cursor, kept)
     _expose(cursor, target, written.all_files, exposed=run.exposed)
     return replace(written, footers=_footers(cursor, written))
+
+
+def _unchanged_snapshot(
+    run: EtlRun, written: WrittenTable, before: Cursor, current: tuple[str, ...]
+) -> TableCommit | None:
+    """The published snapshot of a merged table when the merge changed nothing (no new
+    file, every current file kept, the cursor where it was, no column to evolve), so that
+    nothing is committed: history keeps only snapshots that changed something."""
+    if written.files or not current or set(written.kept) != set(current):
+        return None
+    if written.cursor is None or written.cursor.value != before.value:
+        return None
+    drift = run.drift.tables.get(written.table.name)
+    if drift is not None and drift.changes:
+        return None
+    published = run.published(written.table)
+    if published is None or set(published.files) != set(current):
+        return None
+    return published.commit()
+
+
+def _keep(run: EtlRun, cursor: duckdb.DuckDBPyConnection, kept: TableCommit) -> TableCommit:
+    """Keep ``kept`` for readers: this run commits nothing to its table."""
+    _release_merge_lock(run, kept.table)
+    _expose(cursor, kept.table, kept.files, exposed=run.exposed)
+    with run._files_lock:
+        run.kept_tables.add(kept.table)
+    return kept
+
+
+def _up_to_date(
+    run: EtlRun, model: Model, inputs: dict[TableName, tuple[str, ...]]
+) -> TableCommit | None:
+    """The published snapshot of a model whose last build read exactly these input files
+    with the same SQL, so that building it again would give the same rows; None when it
+    must be built (an input changed, its SQL is volatile, or the run names its tasks)."""
+    if run.selection or not model.deterministic:
+        return None
+    with run._files_lock:
+        if not model.reads <= run.kept_tables:
+            return None  # an input was rewritten by this run
+    published = run.published(model.table)
+    if published is None:
+        return None
+    previous, files = run.catalog.call(run.lake.summary, model.table)
+    if set(files) != set(published.files) or not built_from(previous, model.sql, inputs):
+        return None
+    return published.commit()
 
 
 def _hold_merge_lock(run: EtlRun, table: TableName) -> None:
@@ -805,14 +870,23 @@ def _release_merge_lock(run: EtlRun, table: TableName) -> None:
         lock.__exit__(None, None, None)
 
 
-def _build_model(run: EtlRun, cursor: duckdb.DuckDBPyConnection, model: Model) -> WrittenTable:
-    """Build a model's table: merged from the rows whose inputs changed when the model is
-    incremental and its previous build allows, fully otherwise."""
+def _build_model(
+    run: EtlRun, cursor: duckdb.DuckDBPyConnection, model: Model
+) -> WrittenTable | TableCommit:
+    """Build a model's table: kept as published when its SQL and input files are those of
+    its last build, merged from the rows whose inputs changed when the model is incremental
+    and its previous build allows, fully otherwise."""
     import duckdb
 
+    inputs = {table: run.exposed[table] for table in sorted(model.reads)}
+    if kept := _up_to_date(run, model, inputs):
+        run.model_builds[model.name] = {
+            "build": "kept",
+            "reason": "its SQL and inputs are unchanged",
+        }
+        return _keep(run, cursor, kept)
     path = _file_for(run, model.table)
     run.note_file(path)
-    inputs = {table: run.exposed[table] for table in sorted(model.reads)}
     try:
         written = _merge_model(run, cursor, model, inputs, path)
         if written is None:
@@ -822,10 +896,8 @@ def _build_model(run: EtlRun, cursor: duckdb.DuckDBPyConnection, model: Model) -
         raise
     except duckdb.Error as exc:
         raise model_failure(model, str(exc)) from exc
-    summary: tuple[tuple[str, str], ...] = ()
-    if model.incremental is not None:
-        build = run.model_builds[model.name]["build"]
-        summary = state_summary(model.sql, inputs, build=build)
+    build = run.model_builds.setdefault(model.name, {"build": "full"})["build"]
+    summary = state_summary(model.sql, inputs, build=build)
     _expose(cursor, model.table, written.all_files, exposed=run.exposed)
     return replace(written, footers=_footers(cursor, written), summary=summary)
 

@@ -40,6 +40,12 @@ class PublishedTable:
     files: tuple[str, ...]
     rows: int
 
+    def commit(self) -> TableCommit:
+        """The snapshot as a commit a run publishes again without writing the table."""
+        return TableCommit(
+            self.table, self.snapshot_id, self.metadata_location, self.files, self.rows
+        )
+
 
 class PublicationStore:
     """Reads and writes publication records in the catalog database."""

@@ -215,6 +215,21 @@ def state_summary(
     return ((STATE_PROPERTY, json.dumps(state, sort_keys=True)), (BUILD_PROPERTY, build))
 
 
+def built_from(
+    previous: Mapping[str, str], sql: str, inputs: Mapping[TableName, tuple[str, ...]]
+) -> bool:
+    """True when ``previous`` (a snapshot summary) records a build of ``sql`` from exactly
+    the files of ``inputs``: building again would give the same rows."""
+    recorded = previous.get(STATE_PROPERTY)
+    if not recorded:
+        return False
+    state = json.loads(recorded)
+    before = {TableName.parse(t): set(f) for t, f in state.get("inputs", {}).items()}
+    return state.get("fingerprint") == fingerprint(sql) and before == {
+        t: set(f) for t, f in inputs.items()
+    }
+
+
 def plan_increment(
     spec: IncrementalSpec,
     sql: str,

@@ -33,6 +33,8 @@ class Model:
     table: TableName
     reads: frozenset[TableName]
     incremental: IncrementalSpec | None = None
+    #: Its rows depend on its inputs alone (no clock, random number or other volatile call).
+    deterministic: bool = True
 
 
 def parse_model(path: Path, *, database: str) -> Model:
@@ -53,7 +55,39 @@ def parse_model(path: Path, *, database: str) -> Model:
         raise TransformError(f"{where} must be exactly one SELECT statement.")
     reads = table_references(statements[0], default_database=database)
     spec = incremental_spec(sql, statements[0], where=where, database=database)
-    return Model(path.stem, path, sql, TableName(database, path.stem), reads, spec)
+    return Model(
+        path.stem,
+        path,
+        sql,
+        TableName(database, path.stem),
+        reads,
+        spec,
+        deterministic=not _volatile_calls(statements[0]),
+    )
+
+
+_VOLATILE = (
+    exp.CurrentDate, exp.CurrentDatetime, exp.CurrentTime, exp.CurrentTimestamp,
+    exp.CurrentTimestampLTZ, exp.Localtimestamp, exp.Rand, exp.Randn, exp.Uuid,
+)  # fmt: skip
+_VOLATILE_NAMES = {
+    "now", "get_current_time", "get_current_timestamp", "transaction_timestamp",
+    "current_localtime", "current_localtimestamp", "setseed", "nextval", "currval",
+}  # fmt: skip
+
+
+def _volatile_calls(query: exp.Query) -> list[str]:
+    """The calls in ``query`` whose result changes from one run to the next.
+
+    >>> _volatile_calls(sqlglot.parse_one("SELECT a, now(), random() FROM t", dialect="duckdb"))
+    ['NOW()', 'RANDOM()']
+    """
+    return [
+        call.sql(dialect=DIALECT)
+        for call in query.find_all(exp.Func)
+        if isinstance(call, _VOLATILE)
+        or (isinstance(call, exp.Anonymous) and call.name.lower() in _VOLATILE_NAMES)
+    ]
 
 
 def load_models(folder: Path, *, database: str, available: set[TableName]) -> list[Model]:
