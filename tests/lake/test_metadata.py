@@ -16,6 +16,13 @@ from sluice.errors import LakeError
 from sluice.lake.catalog import Lake
 from sluice.lake.metadata import MetadataReader, UnreadableMetadataError, parse_metadata, reader_for
 from sluice.project import Project
+from tests.ingest.test_incremental import (
+    INCREMENTAL,
+    add_updated_at,
+    change_source,
+    configure,
+    sqlite_source,
+)
 
 
 def _pyiceberg_view(lake: Lake, table: TableName) -> tuple[object, ...]:
@@ -167,3 +174,40 @@ def test_a_copied_or_moved_project_refuses_to_run_and_leaves_the_original_alone(
     result = Project.open(moved).run_job("etl")
     assert result.state == "FAILED"
     assert "copied or moved" in (result.error or "")
+
+
+def _assert_recorded_as_pyiceberg_reads(project: Project) -> None:
+    """Every table's recorded files and summary, and the merged tables' cursors, as read
+    without pyiceberg, are those pyiceberg reads."""
+    lake = project.lake
+    for database in ("raw", "gold"):
+        for name in _names(project, database):
+            table = TableName(database, name)
+            recorded = lake.recorded_state(table)
+            assert recorded is not None, table
+            snapshot_id, summary, _, files = recorded
+            expected_summary, expected_files = lake.summary(table)
+            assert (summary, set(files)) == (expected_summary, set(expected_files)), table
+            assert snapshot_id == _pyiceberg_view(lake, table)[1]
+    for name in INCREMENTAL:
+        table = TableName("raw", name)
+        cursor, files = lake.cursor(table, "updated_at")
+        recorded_cursor = lake.recorded_cursor(table, "updated_at")
+        assert recorded_cursor is not None
+        assert (recorded_cursor[0], set(recorded_cursor[1])) == (cursor, set(files))
+
+
+def test_recorded_files_and_cursors_read_as_pyiceberg_reads_them(project: Project) -> None:
+    with sqlite_source(project) as execute:
+        add_updated_at(execute)
+    project = configure(project, INCREMENTAL)
+    assert project.run_job("etl").state == "SUCCEEDED"
+    _assert_recorded_as_pyiceberg_reads(project)
+    with sqlite_source(project) as execute:
+        change_source(execute)  # new rows appended, old ones updated: files kept and rewritten
+    assert project.run_job("etl").state == "SUCCEEDED"
+    _assert_recorded_as_pyiceberg_reads(project)
+    project.jobs.reset_cursor("etl", "orders")
+    _assert_recorded_as_pyiceberg_reads(project)
+    cursor = project.lake.recorded_cursor(TableName("raw", "orders"), "updated_at")
+    assert cursor is not None and cursor[0].value is None

@@ -723,7 +723,7 @@ def _extract_one(
     column = run.cursor_columns.get(table.name)
     if table.name in run.captured:
         _hold_merge_lock(run, target)
-        cursor_before, files = run.catalog.call(run.lake.cursor, target, CDC_CURSOR)
+        cursor_before, files = _cursor(run, target, CDC_CURSOR)
         position = log_position(run.source.url, [table.name], base_dir=run.root)
         written = extract_changes(
             cursor,
@@ -766,7 +766,7 @@ def _extract_one(
     else:
         spec = run.job.incremental[table.name]
         _hold_merge_lock(run, target)
-        before, files = run.catalog.call(run.lake.cursor, target, spec.cursor)
+        before, files = _cursor(run, target, spec.cursor)
         written = extract_incremental(
             cursor,
             relation=run.source.relation(SOURCE_ALIAS, table),
@@ -840,10 +840,26 @@ def _up_to_date(
     published = run.published(model.table)
     if published is None:
         return None
-    previous, files = run.catalog.call(run.lake.summary, model.table)
+    previous, files = _summary(run, model.table)
     if set(files) != set(published.files) or not built_from(previous, model.sql, inputs):
         return None
     return published.commit()
+
+
+def _cursor(run: EtlRun, table: TableName, column: str) -> tuple[Cursor, tuple[str, ...]]:
+    """The table's committed cursor and current files: read here when Sluice recorded them
+    in the snapshot (no wait for the catalog process to load pyiceberg), else there."""
+    recorded = run.lake.recorded_cursor(table, column)
+    return recorded or run.catalog.call(run.lake.cursor, table, column)
+
+
+def _summary(run: EtlRun, table: TableName) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The table's current snapshot summary and files, read as ``_cursor`` reads."""
+    recorded = run.lake.recorded_state(table)
+    if recorded is not None:
+        _, summary, _, files = recorded
+        return summary, files
+    return run.catalog.call(run.lake.summary, table)
 
 
 def _hold_merge_lock(run: EtlRun, table: TableName) -> None:
@@ -913,7 +929,7 @@ def _merge_model(
     be built fully (recorded with the reason in ``run.model_builds``)."""
     if model.incremental is None:
         return None
-    previous, gold_files = run.catalog.call(run.lake.summary, model.table)
+    previous, gold_files = _summary(run, model.table)
     built = build_increment(
         cursor,
         model.incremental,

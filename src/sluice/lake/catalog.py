@@ -41,6 +41,7 @@ PRIMARY_KEY_PROPERTY = "sluice.primary-key"
 DRIFT_ACCEPTED_PROPERTY = "sluice.drift-accepted"
 COMMIT_ATTEMPTS = 5
 FILE_RUNS_PROPERTY = "sluice.file-runs"  # runs whose files a snapshot keeps beside its own
+FILES_PROPERTY = "sluice.files"  # the names of every data file a snapshot reads
 PY_IO_IMPL = "py-io-impl"
 FILE_IO = "sluice.lake.localio.LocalFileIO"  # see that module for why
 
@@ -299,6 +300,41 @@ class Lake:
             properties[PRIMARY_KEY_PROPERTY] = ",".join(primary_key)
         return self._commit(written, run_id=run_id, extra=properties, base=cursor.snapshot_id)
 
+    def recorded_state(
+        self, table: TableName
+    ) -> tuple[int | None, dict[str, str], dict[str, str], tuple[str, ...]] | None:
+        """The current snapshot's id, summary properties and data files, and the table's
+        properties, read without pyiceberg (see ``sluice.lake.metadata``) from what Sluice
+        records in the summary; None when only the catalog can tell (then ask ``cursor`` or
+        ``summary``). A table that does not exist has no snapshot and no files."""
+        if self._metadata is None:
+            return None
+        try:
+            current = self._metadata.read(table)
+        except UnreadableMetadataError:
+            return None
+        if current is None or current.snapshot_id is None:
+            return None, {}, {}, ()
+        names = current.summary.get(FILES_PROPERTY)
+        if names is None:
+            return None
+        folder = self.data_dir(table)
+        files = tuple(str(folder / name) for name in names.split(",") if name)
+        return current.snapshot_id, current.summary, current.properties, files
+
+    def recorded_cursor(
+        self, table: TableName, column: str
+    ) -> tuple[Cursor, tuple[str, ...]] | None:
+        """``cursor`` without pyiceberg, when ``recorded_state`` can tell; else None."""
+        state = self.recorded_state(table)
+        if state is None:
+            return None
+        snapshot_id, summary, properties, files = state
+        value = summary.get(cursor_property(column))
+        if snapshot_id is None or properties.get(CURSOR_RESET_PROPERTY) == str(snapshot_id):
+            value = None
+        return Cursor(column, value, snapshot_id), files
+
     def cursor(self, table: TableName, column: str) -> tuple[Cursor, tuple[str, ...]]:
         """The cursor committed with the table's current snapshot, and that snapshot's files.
 
@@ -468,6 +504,8 @@ class Lake:
         if written.kept:
             runs = sorted({Path(f).stem for f in written.kept} - {run_id})
             properties[FILE_RUNS_PROPERTY] = ",".join(runs)
+        if all(Path(f).parent == self.data_dir(written.table) for f in written.all_files):
+            properties[FILES_PROPERTY] = ",".join(Path(f).name for f in written.all_files)
         if self.s3:
             written = self._upload(written, self.s3)
         try:
