@@ -30,6 +30,15 @@ INCREMENTAL = {
     "orders": {"cursor": "orderNumber", "primary_key": ["orderNumber"]},
     "orderdetails": {"cursor": "orderNumber", "primary_key": ["orderNumber", "productCode"]},
 }
+# The second configuration measured: every other table under change data capture.
+CAPTURED = {
+    "customers": {"primary_key": ["customerNumber"]},
+    "employees": {"primary_key": ["employeeNumber"]},
+    "offices": {"primary_key": ["officeCode"]},
+    "payments": {"primary_key": ["customerNumber", "checkNumber"]},
+    "productlines": {"primary_key": ["productLine"]},
+    "products": {"primary_key": ["productCode"]},
+}
 
 
 Measure = Callable[[Sequence[str | Path], Path], Measured]
@@ -82,6 +91,7 @@ class Incremental:
     full: list[Measured] = field(default_factory=list)
     incremental: list[Measured] = field(default_factory=list)
     unavailable: str | None = None
+    captured: bool = False  # the other tables under CDC (else reloaded in full)
 
     @property
     def ratio(self) -> float | None:
@@ -178,9 +188,11 @@ def redact(url: str) -> str:
 def init_project(
     sluice: Path, project: Path, source_url: str, measure: Measure, logs: Path, *,
     models: bool, incremental: dict[str, Any] | None = None,
+    cdc: dict[str, Any] | None = None,
 ) -> str | None:  # fmt: skip
     """``sluice init`` the classicmodels example on ``source_url``; without ``models`` the
-    job only extracts (no models, no checks). The failure, or None."""
+    job only extracts (no models, no checks); ``cdc`` tables get their change log. The
+    failure, or None."""
     shutil.rmtree(project, ignore_errors=True)
     argv = [sluice, "init", project, "--example", "classicmodels", "--source", source_url]
     run = measure(argv, logs / "init")
@@ -194,7 +206,11 @@ def init_project(
             model.unlink()
     if incremental:
         config["jobs"]["etl"]["incremental"] = incremental
+    if cdc:
+        config["jobs"]["etl"]["cdc"] = cdc
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    if cdc and not measure([sluice, "source", "enable-cdc", "--project", project], logs / "cdc").ok:
+        return f"`sluice source enable-cdc` failed (see {logs})"
     return None
 
 
@@ -312,12 +328,31 @@ def remove_order_lines(kind: str, target: str, after: int) -> None:
 
 def measure_incremental(
     kind: str, source: str, *, repeats: int, sluice: Path, workdir: Path, measure: Measure,
-    progress: Progress,
+    progress: Progress, captured: bool = False,
 ) -> Incremental:  # fmt: skip
     """``repeats`` times: a fresh project on the source (a copy of the SQLite file), whose
-    orders and order lines load incrementally; its first ETL run (full), 1% new order lines,
-    its second run (incremental: new lines appended, fact_orders merged)."""
-    result = Incremental(kind, INCREMENTAL_SCALE, 0)
+    orders and order lines load incrementally (and, if ``captured``, every other table by
+    CDC); its first ETL run (full), 1% new order lines, its second run (incremental: new
+    lines appended, fact_orders merged). A server's change log is removed at the end."""
+    result = Incremental(kind, INCREMENTAL_SCALE, 0, captured=captured)
+    try:
+        _measure_incremental(
+            result, kind, source, repeats=repeats, sluice=sluice, workdir=workdir,
+            measure=measure, progress=progress,
+        )  # fmt: skip
+    finally:
+        project = workdir / "project"
+        if captured and kind != "sqlite" and (project / "sluice.yml").is_file():
+            measure(
+                [sluice, "source", "disable-cdc", "--project", project], workdir / "logs" / "off"
+            )
+    return result
+
+
+def _measure_incremental(
+    result: Incremental, kind: str, source: str, *, repeats: int, sluice: Path,
+    workdir: Path, measure: Measure, progress: Progress,
+) -> None:  # fmt: skip
     workdir.mkdir(parents=True, exist_ok=True)
     for i in range(repeats):
         target, url = source, source
@@ -327,11 +362,12 @@ def measure_incremental(
             target, url = str(copy), f"sqlite:///{copy.resolve()}"
         project, logs = workdir / "project", workdir / "logs"
         failed = init_project(
-            sluice, project, url, measure, logs, models=True, incremental=INCREMENTAL
-        )
+            sluice, project, url, measure, logs, models=True, incremental=INCREMENTAL,
+            cdc=CAPTURED if result.captured else None,
+        )  # fmt: skip
         if failed:
             result.unavailable = failed
-            return result
+            return
         full = measure(job_command(sluice, project), logs / f"full-{i}")
         result.new_lines, offset = add_order_lines(kind, target, NEW_LINES)
         try:
@@ -339,13 +375,13 @@ def measure_incremental(
         finally:
             if kind != "sqlite":
                 remove_order_lines(kind, target, offset)
+        label = " (other tables CDC)" if result.captured else ""
         progress(
-            f"ingest incremental {kind} scale {INCREMENTAL_SCALE}: full {full.wall_s:.2f} s, "
-            f"+{result.new_lines:,} lines {incremental.wall_s:.2f} s"
+            f"ingest incremental {kind} scale {INCREMENTAL_SCALE}{label}: full "
+            f"{full.wall_s:.2f} s, +{result.new_lines:,} lines {incremental.wall_s:.2f} s"
         )
         if not (full.ok and incremental.ok):
             result.unavailable = f"a sluice run failed; logs in {logs}"
-            return result
+            return
         result.full.append(full)
         result.incremental.append(incremental)
-    return result
