@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import shutil
 import threading
@@ -817,9 +818,13 @@ def _run_ids(snapshots: list[Any]) -> frozenset[str]:
     return frozenset(runs)
 
 
+def _in_order(snapshots: list[Any]) -> list[Any]:
+    return sorted(snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms))
+
+
 def _beyond_history(snapshots: list[Any], keep: int) -> list[Any]:
     """All but the newest ``keep`` snapshots (history stays bounded, commits fast)."""
-    ordered = sorted(snapshots, key=lambda s: (s.sequence_number or 0, s.timestamp_ms))
+    ordered = _in_order(snapshots)
     return ordered[:-keep] if len(ordered) > keep else []
 
 
@@ -831,8 +836,15 @@ def _remove_expired_metadata(table: Table, expired: list[Any]) -> None:
     table that references a missing one."""
     from pyiceberg.catalog import MANIFEST, MANIFEST_LIST, delete_files
 
+    retained = _in_order(table.snapshots())
+    chain = _in_order(expired) + retained
+    linear = all(b.parent_snapshot_id == a.snapshot_id for a, b in itertools.pairwise(chain))
+    # A snapshot's manifests are its parent's, some rewritten, plus new ones: on one line of
+    # history a manifest an expired snapshot shares with a retained one is the oldest
+    # retained snapshot's too. Otherwise every retained snapshot is read.
+    readers = retained[:1] if linear else retained
     try:
-        used = {m.manifest_path for s in table.snapshots() for m in s.manifests(table.io)}
+        used = {m.manifest_path for s in readers for m in s.manifests(table.io)}
         manifests = {m.manifest_path for s in expired for m in s.manifests(table.io)}
     except OSError as exc:
         log.warning("could not read the manifests of %s: %s", table.name(), exc)
