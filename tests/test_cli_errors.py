@@ -411,6 +411,11 @@ def test_init_with_an_unknown_example(tmp_path: Path) -> None:
         (("job", "start", "etl", "--bogus"), ("No such option: --bogus",)),
         (("jobs",), ("No such command 'jobs'", "Did you mean 'job'?")),
         (("query", "SELECT 1", "--max-rows", "many"), ("Invalid value for '--max-rows'",)),
+        (
+            ("source", "simulate", "--duration", "2 fortnights"),
+            ("'--duration'", "'2 fortnights' is not a duration", "90s, 2m"),
+        ),
+        (("source", "simulate", "--outage", "-5s"), ("'--outage'", "'-5s' is not a duration")),
     ],
 )
 def test_usage_errors_exit_2_with_usage_and_help_hint(

@@ -155,14 +155,14 @@ def test_the_cli_reports_the_activity_and_refuses_an_outage_that_does_not_fit(
     write_classicmodels(url, scale=1, seed=SEED, base_dir=tmp_path)
     Project.init(tmp_path / "project", source_url=url)
     shown = sluice_cli(
-        "source", "simulate", "--duration", "1", "--orders-per-minute", "600", "--drift",
+        "source", "simulate", "--duration", "1s", "--orders-per-minute", "600", "--drift",
         cwd=tmp_path / "project",
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert "orders placed    │ 10" in shown.stdout
     assert f"customers.{DRIFT_COLUMN} added" in shown.stdout
     refused = sluice_cli(
-        "source", "simulate", "--duration", "1", "--outage", "2", cwd=tmp_path / "project"
+        "source", "simulate", "--duration", "1", "--outage", "0:02", cwd=tmp_path / "project"
     )
     assert refused.returncode == 2 and "does not fit" in refused.stderr
     with pytest.raises(ConfigError):

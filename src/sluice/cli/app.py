@@ -165,6 +165,21 @@ def source_check(
         )
 
 
+def _seconds(text: str) -> float:
+    """Seconds from a plain number or a duration such as 90s, 2m, 1h30m or 1:30."""
+    try:
+        value: float | None = float(text)
+    except ValueError:
+        from pytimeparse.timeparse import timeparse
+
+        value = timeparse(text)
+    if value is None or value < 0:
+        raise typer.BadParameter(
+            f"'{text}' is not a duration; give seconds or e.g. 90s, 2m, 1h30m."
+        )
+    return float(value)
+
+
 @source_app.command("simulate")
 def source_simulate(
     name: Annotated[
@@ -174,7 +189,10 @@ def source_simulate(
     orders_per_minute: Annotated[
         float, typer.Option(help="New orders (with lines and a payment) per minute.")
     ] = 60.0,
-    duration: Annotated[float, typer.Option(help="Seconds of activity.")] = 60.0,
+    duration: Annotated[
+        float,
+        typer.Option(parser=_seconds, metavar="DURATION", help="How long: 90, 90s, 2m, 1h30m."),
+    ] = 60.0,
     updates: Annotated[
         bool, typer.Option("--updates", help="Also ship and cancel orders, change prices.")
     ] = False,
@@ -185,7 +203,12 @@ def source_simulate(
         bool, typer.Option("--drift", help="Half way, add customers.loyaltyTier (and widen).")
     ] = False,
     outage: Annotated[
-        float, typer.Option(help="Seconds a third of the way in when the source is unusable.")
+        float,
+        typer.Option(
+            parser=_seconds,
+            metavar="DURATION",
+            help="How long the source is unusable, a third of the way in (e.g. 20s).",
+        ),
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Same seed, same choices.")] = 1,
     project: ProjectOption = None,
