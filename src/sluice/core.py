@@ -93,7 +93,8 @@ class WrittenTable:
     opening the files again. An incremental extraction sets ``cursor`` (committed with the
     data; its ``snapshot_id`` is the snapshot the files were merged from) and ``rows_read``
     (the rows read from the source, fewer than ``rows``). A merge sets ``kept``: files of the
-    table's current snapshot that the new one keeps beside ``files`` (``rows`` counts both).
+    table's current snapshot that the new one keeps beside ``files`` (``rows`` counts both,
+    ``new_rows`` the rows of ``files`` alone).
     ``summary`` holds properties to record in the new snapshot's summary.
     """
 
@@ -105,6 +106,12 @@ class WrittenTable:
     rows_read: int | None = None
     kept: tuple[str, ...] = ()
     summary: tuple[tuple[str, str], ...] = ()
+    new_rows: int | None = None
+
+    @property
+    def rows_written(self) -> int:
+        """The rows this stage wrote: those of ``files``."""
+        return self.rows if self.new_rows is None else self.new_rows
 
     @property
     def all_files(self) -> tuple[str, ...]:

@@ -219,6 +219,28 @@ def test_an_incremental_run_reads_only_new_and_changed_rows(incremental: Project
     assert_kept(project, kept, third, snapshots_by=[first, second])
     assert third.report["models"]["dim_date"]["build"] == "kept"
     assert_gold_reconciles(project)
+    # New orders alone: each raw merge keeps its file and appends one. Rows written are
+    # those of the files each run wrote, not of the files a merge kept.
+    with sqlite_source(project) as execute:
+        for table, columns in (("orders", ORDER_COLUMNS), ("orderdetails", LINE_COLUMNS)):
+            renumbered = columns.replace('"orderNumber"', '"orderNumber" + 200000', 1)
+            execute(
+                f"INSERT INTO {table} ({columns}, updated_at) SELECT {renumbered}, "
+                f"'2026-03-01 00:00:00' FROM {table} WHERE \"orderNumber\" < 10110"
+            )
+    fourth = ok(project.run_job("etl"))
+    assert fourth.report["incremental"]["orders"]["rows_read"] > 0
+    orders = project.lake.current_files(TableName("raw", "orders"))
+    assert len(orders) == 2 and any(second.run_id in f for f in orders)
+    for run in (first, second, third, fourth):
+        assert run.rows_written == rows_in_files_of(project, run)
+
+
+def rows_in_files_of(project: Project, run: JobRun) -> int:
+    """Rows of every data file ``run`` wrote (each is named after it) that tables still read."""
+    files = [str(p) for p in project.lake.warehouse.rglob(f"{run.run_id}.parquet")]
+    con = duckdb.connect()
+    return int(con.execute(f"SELECT count(*) FROM read_parquet({files})").fetchone()[0])
 
 
 def assert_kept(

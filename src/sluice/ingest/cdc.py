@@ -268,6 +268,7 @@ def extract_changes(
         cursor=new_cursor,
         rows_read=fresh.rows + count,
         kept=merged.kept,
+        new_rows=merged.new_rows,
     )
 
 

@@ -120,7 +120,7 @@ def extract_incremental(
         where=where,
         kept=kept,
     )
-    rows = read.rows
+    rows = new_rows = read.rows
     files: tuple[str, ...] = (str(path),)
     kept_files: tuple[str, ...] = ()
     if not full:
@@ -144,6 +144,7 @@ def extract_incremental(
                 hint=f"Reset the table with 'sluice job reset-cursor JOB {table.name}'.",
             ) from exc
         rows, files, kept_files = merged.rows, merged.written, merged.kept
+        new_rows = merged.new_rows
     value = _new_cursor(con, written_batch, column, cursor.value)
     return WrittenTable(
         target,
@@ -152,6 +153,7 @@ def extract_incremental(
         cursor=Cursor(spec.cursor, value, cursor.snapshot_id),
         rows_read=read.rows,
         kept=kept_files,
+        new_rows=new_rows,
     )
 
 

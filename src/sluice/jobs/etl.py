@@ -652,7 +652,7 @@ def _execute(
         with lock:
             if isinstance(result, WrittenTable):
                 commit(name, result)
-                run.rows_written += result.rows
+                run.rows_written += result.rows_written
                 if stage == "extract":
                     run.rows_read += result.rows if result.rows_read is None else result.rows_read
                 rows: int | None = result.rows
@@ -944,7 +944,9 @@ def _merge_model(
         return None
     merged, recomputed = built
     run.model_builds[model.name] = {"build": "incremental", "keys": recomputed}
-    return WrittenTable(model.table, merged.written, merged.rows, kept=merged.kept)
+    return WrittenTable(
+        model.table, merged.written, merged.rows, kept=merged.kept, new_rows=merged.new_rows
+    )
 
 
 def _footers(cursor: duckdb.DuckDBPyConnection, written: WrittenTable) -> tuple[ParquetFooter, ...]:

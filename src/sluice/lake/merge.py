@@ -29,12 +29,14 @@ class MergedFiles:
     """A table's files after a merge: ``kept`` from the previous snapshot, ``written`` new
     (none when the merge changed nothing).
 
-    ``rows`` counts the whole merged table. ``kept`` is empty when the table was rewritten.
+    ``rows`` counts the whole merged table, ``new_rows`` the rows of ``written``. ``kept`` is
+    empty when the table was rewritten.
     """
 
     kept: tuple[str, ...]
     written: tuple[str, ...]
     rows: int
+    new_rows: int
 
 
 def parquet_list(files: tuple[str, ...] | list[str]) -> str:
@@ -59,7 +61,8 @@ def merge_files(
     rows whose key (``key_columns``) is in the SELECT ``keys`` are dropped, the batch is
     added. Writes one file, ``path``."""
     if not current:
-        return MergedFiles((), (str(path),), write_parquet(con, batch, path))
+        rows = write_parquet(con, batch, path)
+        return MergedFiles((), (str(path),), rows, rows)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _sluice_merge_keys AS {keys}")
     try:
         on = keys_match(
@@ -82,8 +85,8 @@ def merge_files(
     if not written and kept:
         # Nothing new: the table keeps its files (Iceberg scans skip empty files anyway).
         path.unlink(missing_ok=True)
-        return MergedFiles(kept, (), _row_count(con, kept))
-    return MergedFiles(kept, (str(path),), written + _row_count(con, kept))
+        return MergedFiles(kept, (), _row_count(con, kept), 0)
+    return MergedFiles(kept, (str(path),), written + _row_count(con, kept), written)
 
 
 def keys_match(left: str, right: str, columns: Sequence[str], *, null_safe: bool) -> str:
