@@ -59,7 +59,7 @@ from sluice.sources.base import (
     SourceColumn,
     SourceTable,
 )
-from sluice.sources.cdc import CHANGE_LOG, log_position
+from sluice.sources.cdc import CHANGE_LOG, LogPosition, log_position
 from sluice.transform.incremental import build_increment, built_from, state_summary
 from sluice.transform.models import Model, load_models, model_failure
 
@@ -806,7 +806,7 @@ def _unchanged_snapshot(
     nothing is committed: history keeps only snapshots that changed something."""
     if written.files or not current or set(written.kept) != set(current):
         return None
-    if written.cursor is None or written.cursor.value != before.value:
+    if written.cursor is None or not _unmoved(before.value, written.cursor.value):
         return None
     drift = run.drift.tables.get(written.table.name)
     if drift is not None and drift.changes:
@@ -815,6 +815,16 @@ def _unchanged_snapshot(
     if published is None or set(published.files) != set(current):
         return None
     return published.commit()
+
+
+def _unmoved(before: str | None, after: str | None) -> bool:
+    """Whether a cursor stayed where it was. A change log's position also lists the
+    transactions open at the time (PostgreSQL, any database on the server): when no change
+    was logged since, reading again from the old position misses nothing."""
+    if before == after:
+        return True
+    old, new = LogPosition.parse(before), LogPosition.parse(after)
+    return old is not None and new is not None and (old.epoch, old.seq) == (new.epoch, new.seq)
 
 
 def _keep(run: EtlRun, cursor: duckdb.DuckDBPyConnection, kept: TableCommit) -> TableCommit:
