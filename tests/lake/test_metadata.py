@@ -185,10 +185,12 @@ def _assert_recorded_as_pyiceberg_reads(project: Project) -> None:
             table = TableName(database, name)
             recorded = lake.recorded_state(table)
             assert recorded is not None, table
-            snapshot_id, summary, _, files = recorded
             expected_summary, expected_files = lake.summary(table)
-            assert (summary, set(files)) == (expected_summary, set(expected_files)), table
-            assert snapshot_id == _pyiceberg_view(lake, table)[1]
+            assert (recorded.summary, set(recorded.files)) == (
+                expected_summary,
+                set(expected_files),
+            ), table
+            assert recorded.snapshot_id == _pyiceberg_view(lake, table)[1]
     for name in INCREMENTAL:
         table = TableName("raw", name)
         cursor, files = lake.cursor(table, "updated_at")

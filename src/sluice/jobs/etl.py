@@ -867,8 +867,7 @@ def _summary(run: EtlRun, table: TableName) -> tuple[dict[str, str], tuple[str, 
     """The table's current snapshot summary and files, read as ``_cursor`` reads."""
     recorded = run.lake.recorded_state(table)
     if recorded is not None:
-        _, summary, _, files = recorded
-        return summary, files
+        return recorded.summary, recorded.files
     return run.catalog.call(run.lake.summary, table)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sluice.config import redact
 from sluice.core import Cursor, RawSchema, TableCommit, TableName, WrittenTable
@@ -76,6 +76,16 @@ class TableInfo:
     files: int
     snapshot_id: int | None
     location: str
+
+
+class RecordedState(NamedTuple):
+    """A table's current snapshot id, its summary properties, the table's properties and
+    the snapshot's data files (no snapshot and no files when the table does not exist)."""
+
+    snapshot_id: int | None
+    summary: dict[str, str]
+    properties: dict[str, str]
+    files: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -301,13 +311,10 @@ class Lake:
             properties[PRIMARY_KEY_PROPERTY] = ",".join(primary_key)
         return self._commit(written, run_id=run_id, extra=properties, base=cursor.snapshot_id)
 
-    def recorded_state(
-        self, table: TableName
-    ) -> tuple[int | None, dict[str, str], dict[str, str], tuple[str, ...]] | None:
-        """The current snapshot's id, summary properties and data files, and the table's
-        properties, read without pyiceberg (see ``sluice.lake.metadata``) from what Sluice
-        records in the summary; None when only the catalog can tell (then ask ``cursor`` or
-        ``summary``). A table that does not exist has no snapshot and no files."""
+    def recorded_state(self, table: TableName) -> RecordedState | None:
+        """The table's current state read without pyiceberg (see ``sluice.lake.metadata``)
+        from what Sluice records in the snapshot summary; None when only the catalog can
+        tell (then ask ``cursor`` or ``summary``)."""
         if self._metadata is None:
             return None
         try:
@@ -315,13 +322,13 @@ class Lake:
         except UnreadableMetadataError:
             return None
         if current is None or current.snapshot_id is None:
-            return None, {}, {}, ()
+            return RecordedState(None, {}, {}, ())
         names = current.summary.get(FILES_PROPERTY)
         if names is None:
             return None
         folder = self.data_dir(table)
         files = tuple(str(folder / name) for name in names.split(",") if name)
-        return current.snapshot_id, current.summary, current.properties, files
+        return RecordedState(current.snapshot_id, current.summary, current.properties, files)
 
     def recorded_cursor(
         self, table: TableName, column: str
@@ -330,11 +337,11 @@ class Lake:
         state = self.recorded_state(table)
         if state is None:
             return None
-        snapshot_id, summary, properties, files = state
-        value = summary.get(cursor_property(column))
-        if snapshot_id is None or properties.get(CURSOR_RESET_PROPERTY) == str(snapshot_id):
+        value = state.summary.get(cursor_property(column))
+        reset = state.properties.get(CURSOR_RESET_PROPERTY) == str(state.snapshot_id)
+        if state.snapshot_id is None or reset:
             value = None
-        return Cursor(column, value, snapshot_id), files
+        return Cursor(column, value, state.snapshot_id), state.files
 
     def cursor(self, table: TableName, column: str) -> tuple[Cursor, tuple[str, ...]]:
         """The cursor committed with the table's current snapshot, and that snapshot's files.
