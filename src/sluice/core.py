@@ -172,6 +172,9 @@ class CheckResult:
     failing_rows: int
     sample: tuple[dict[str, object], ...] = field(default=())
     message: str = ""
+    scope: str = "all rows"
+    """The rows it read: ``all rows``; ``new rows`` of a table whose other rows passed it in
+    the run that published them; ``none`` when no row changed since."""
 
     @property
     def passed(self) -> bool:

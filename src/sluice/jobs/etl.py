@@ -45,12 +45,13 @@ from sluice.jobs.store import RunTasks, utcnow
 from sluice.lake.catalog import Lake
 from sluice.lake.catalog_process import CatalogCalls, InProcess
 from sluice.lake.datafiles import read_footer
+from sluice.lake.merge import parquet_list
 from sluice.lake.publications import PublicationStore, PublishedTable
 from sluice.lake.types import lake_select
 from sluice.lock import ProcessLock
 from sluice.observe.failpoints import failpoint
 from sluice.observe.progress import Progress
-from sluice.quality.checks import Check, compile_check, run_check
+from sluice.quality.checks import Check, compile_check, references_kept, run_check
 from sluice.sources.base import (
     Attached,
     RowsAbove,
@@ -135,7 +136,10 @@ class EtlRun:
     exposed: dict[TableName, tuple[str, ...]] = field(default_factory=dict)
     unchanged: list[TableCommit] = field(default_factory=list)
     kept_tables: set[TableName] = field(default_factory=set)  # exposed as readers have them
+    merged: dict[TableName, tuple[frozenset[str], tuple[str, ...]]] = field(default_factory=dict)
+    """Models merged by key this run: their key columns and the files merged into."""
     _published: dict[TableName, PublishedTable] | None = None
+    _passed: dict[str, frozenset[tuple[str, str, str]]] = field(default_factory=dict)
     _files_lock: threading.Lock = field(default_factory=threading.Lock)
     _published_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -145,6 +149,17 @@ class EtlRun:
             if self._published is None:
                 self._published = self.catalog.call(self.publications.current)
             return self._published.get(table)
+
+    def passed_checks(self, run_id: str) -> frozenset[tuple[str, str, str]]:
+        """The checks (model, name, SQL) that run ``run_id`` ran and found no bad rows in."""
+        with self._published_lock:
+            if run_id not in self._passed:
+                self._passed[run_id] = frozenset(
+                    (o["model"], o["check"], o["sql"])
+                    for o in self.tasks.outputs(run_id)
+                    if "check" in o and o["failing_rows"] == 0
+                )
+            return self._passed[run_id]
 
     def note_file(self, path: Path) -> None:
         """Remember a file this run writes, to delete it if the run fails before committing."""
@@ -178,6 +193,7 @@ class EtlResult:
                     "severity": c.severity,
                     "failing_rows": c.failing_rows,
                     "message": c.message,
+                    "scope": c.scope,
                 }
                 for c in self.checks
             ],
@@ -468,6 +484,7 @@ def _to_output(value: Reused | WrittenTable) -> dict[str, Any]:
             "sql": value.sql,
             "failing_rows": value.failing_rows,
             "message": value.message,
+            "scope": value.scope,
         }
     return {"table": str(value.table), "files": list(value.files), "rows": value.rows}
 
@@ -633,7 +650,7 @@ def _execute(
             return _extract_one(run, cursor, task, extracted_at)
         if isinstance(task, Model):
             return _build_model(run, cursor, task)
-        return run_check(cursor, task)
+        return _run_check(run, cursor, task)
 
     def work(name: str) -> WrittenTable | TableCommit | CheckResult:
         run.checkpoint.check()
@@ -953,9 +970,66 @@ def _merge_model(
         return None
     merged, recomputed = built
     run.model_builds[model.name] = {"build": "incremental", "keys": recomputed}
+    with run._files_lock:
+        run.merged[model.table] = (frozenset(model.incremental.unique_key), gold_files)
     return WrittenTable(
         model.table, merged.written, merged.rows, kept=merged.kept, new_rows=merged.new_rows
     )
+
+
+def _run_check(run: EtlRun, cursor: duckdb.DuckDBPyConnection, check: Check) -> CheckResult:
+    """Run a check on the rows of its table that no earlier run has checked it on, when the
+    rest are known to pass (``_unchecked_files``), else on the whole table."""
+    files = _unchecked_files(run, cursor, check)
+    if files is None:
+        return run_check(cursor, check)
+    if not files:
+        return CheckResult(
+            check.name, check.model, check.severity, check.sql, failing_rows=0, scope="none"
+        )
+    scoped = run_check(cursor, check.on_rows(f"read_parquet({parquet_list(files)})"))
+    return replace(scoped, sql=check.sql, scope="new rows")
+
+
+def _unchecked_files(
+    run: EtlRun, cursor: duckdb.DuckDBPyConnection, check: Check
+) -> tuple[str, ...] | None:
+    """The data files of the check's table that the run publishing its current snapshot did
+    not check, when checking only them decides the check for the whole table; else None.
+
+    That needs the check (same SQL) to have passed in that run and to be decided row by row
+    (``not_null``; ``foreign_key`` when the referenced table kept every key it had then), or to be
+    ``unique`` on the key the table was merged by this run, from that run's files: a merge
+    keeps the files without the changed keys, so any repeat would be among the new files.
+    A run that names its tasks checks whole tables.
+    """
+    table = check.table
+    if run.selection or table is None or not (check.row_by_row or check.unique_columns):
+        return None
+    published = run.published(table)
+    if published is None or (check.model, check.name, check.sql) not in run.passed_checks(
+        published.run_id
+    ):
+        return None
+    old = set(published.files)
+    files = run.exposed.get(table, ())
+    unchecked = tuple(f for f in files if f not in old)
+    if len(unchecked) == len(files):
+        return None  # rebuilt: every row is new
+    for other in check.reads - {table}:
+        same = run.published(other)
+        if same is None or same.run_id != published.run_id:
+            return None
+        if set(run.exposed.get(other, ())) != set(same.files) and not (
+            # the check's SQL also tests the changed table's keys: it must run
+            unchecked and check.kind == "foreign_key" and references_kept(cursor, check, same.files)
+        ):
+            return None
+    if check.unique_columns and unchecked:
+        key, merged_into = run.merged.get(table, (frozenset(), ()))
+        if key != check.unique_columns or set(merged_into) != old:
+            return None
+    return unchecked
 
 
 def _footers(cursor: duckdb.DuckDBPyConnection, written: WrittenTable) -> tuple[ParquetFooter, ...]:

@@ -384,6 +384,15 @@ class RunTasks:
             task,
         )
 
+    def outputs(self, run_id: str) -> list[dict[str, Any]]:
+        """What the tasks of run ``run_id`` (this run or another) recorded as produced."""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT output FROM job_run_tasks WHERE run_id = ? AND output IS NOT NULL",
+                (run_id,),
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def committed(self, task: str, output: dict[str, Any]) -> None:
         """Record what a task produced once it is durable (its Iceberg commit)."""
         self._write(

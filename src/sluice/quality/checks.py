@@ -5,7 +5,7 @@ Severity ``error`` blocks the publish; ``warn`` is recorded in the run report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sluice.config import CheckSpec, ForeignKeyCheck
@@ -34,12 +34,68 @@ class Check:
     proof: UniqueProof | ForeignKeyProof | None = None
     """A cheaper test that holds only if the check certainly passes (see
     ``sluice.quality.proofs``); when it does not hold, ``sql`` runs and finds the bad rows."""
+    table: TableName | None = field(default=None, compare=False)
+    spec: CheckSpec | None = field(default=None, compare=False)
+
+    @property
+    def row_by_row(self) -> bool:
+        """Whether each row of the model passes or fails on its own (``not_null``, and
+        ``foreign_key`` while the referenced table stays as it was)."""
+        return self.kind in ("not_null", "foreign_key")
+
+    @property
+    def unique_columns(self) -> frozenset[str]:
+        """The columns a ``unique`` check keys on (empty for other kinds)."""
+        if self.spec is None or self.spec.unique is None:
+            return frozenset()
+        return frozenset(self.spec.unique)
+
+    def on_rows(self, relation: str) -> Check:
+        """The same check on ``relation`` (some rows of the model's table, as a DuckDB
+        FROM item) instead of the whole table; its name and recorded SQL stay the same."""
+        if self.table is None or self.spec is None:
+            raise ValueError(f"check {self.name} was not compiled from a spec")
+        scoped = compile_check(self.table, self.spec, rows=relation)
+        return Check(
+            self.name,
+            self.model,
+            self.kind,
+            self.severity,
+            scoped.sql,
+            self.reads,
+            scoped.proof,
+            self.table,
+            self.spec,
+        )
 
 
-def compile_check(model: TableName, spec: CheckSpec) -> Check:
-    """Turn a declared check into the SQL that returns its bad rows."""
+def references_kept(con: duckdb.DuckDBPyConnection, check: Check, old: tuple[str, ...]) -> bool:
+    """Whether every key the referenced table of a ``foreign_key`` check had in the Parquet
+    files ``old`` is still a key of it, so that rows that passed the check then still do."""
+    import duckdb
+
+    if check.table is None or check.spec is None or check.spec.foreign_key is None:
+        return False
+    _, column, ref_sql = _reference(check.table.database, check.spec.foreign_key)
+    key = quote_ident(column)
+    listed = ", ".join(quote_literal(f) for f in old)
+    try:
+        row = con.execute(
+            f"SELECT count(*) FROM (SELECT {key} FROM read_parquet([{listed}]) "
+            f"EXCEPT SELECT {key} FROM {ref_sql})"
+        ).fetchone()
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error:
+        return False  # e.g. the old files are gone: the whole table is checked
+    return row is not None and row[0] == 0
+
+
+def compile_check(model: TableName, spec: CheckSpec, *, rows: str | None = None) -> Check:
+    """Turn a declared check into the SQL that returns its bad rows; ``rows`` (a DuckDB
+    FROM item) stands for the model's table when given."""
     kind = spec.kind()
-    target = f"{model.database}.{quote_ident(model.name)}"
+    target = rows or f"{model.database}.{quote_ident(model.name)}"
     proof: UniqueProof | ForeignKeyProof | None = None
     if spec.unique is not None:
         sql = _unique_sql(target, spec.unique)
@@ -70,6 +126,8 @@ def compile_check(model: TableName, spec: CheckSpec) -> Check:
         sql,
         _reads(model, spec, sql),
         proof,
+        model,
+        spec,
     )
 
 
