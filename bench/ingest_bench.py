@@ -9,11 +9,14 @@ prints the figures with their targets. See bench/README.md, "Ingestion".
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -51,10 +54,16 @@ class Contender:
 
     runs: list[Measured] = field(default_factory=list)
     unavailable: str | None = None
+    stage_s: list[float] = field(default_factory=list)
+    """Per timed run: seconds from the first source read to the last Parquet file written."""
 
     @property
     def median_s(self) -> float | None:
         return median_s(self.runs)
+
+    @property
+    def median_stage_s(self) -> float | None:
+        return statistics.median(self.stage_s) if self.stage_s else None
 
     @property
     def peak_rss_mib(self) -> float | None:
@@ -80,6 +89,10 @@ class Extraction:
         median = contender.median_s
         return self.rows / median if median else None
 
+    def stage_rows_per_s(self, contender: Contender) -> float | None:
+        median = contender.median_stage_s
+        return self.rows / median if median else None
+
 
 @dataclass
 class Incremental:
@@ -92,6 +105,17 @@ class Incremental:
     incremental: list[Measured] = field(default_factory=list)
     unavailable: str | None = None
     captured: bool = False  # the other tables under CDC (else reloaded in full)
+    run_s: list[tuple[float, float]] = field(default_factory=list)
+    """Per repeat: the full and the incremental run's own duration (its run record's start
+    to end: without the process's start, imports and exit)."""
+
+    @property
+    def run_ratio(self) -> float | None:
+        if not self.run_s:
+            return None
+        return statistics.median(i for _, i in self.run_s) / statistics.median(
+            f for f, _ in self.run_s
+        )
 
     @property
     def ratio(self) -> float | None:
@@ -235,10 +259,10 @@ def measure_extraction(
         result.sluice.unavailable = failed
     out = workdir / "connectorx" / "out"
     contenders = (
-        ("sluice", result.sluice, lambda: job_command(sluice, project)),
-        ("connectorx", result.peer, lambda: [python, peer_script, peer_url, out]),
+        ("sluice", result.sluice, lambda: job_command(sluice, project), sluice_stage_s),
+        ("connectorx", result.peer, lambda: [python, peer_script, peer_url, out], peer_stage_s),
     )
-    for name, contender, argv in contenders:
+    for name, contender, argv, stage_s in contenders:
         if contender.unavailable:
             continue
         for i in range(1 + repeats):
@@ -255,7 +279,52 @@ def measure_extraction(
                 break
             if i:
                 contender.runs.append(run)
+                seconds = stage_s(run.stdout.read_text(), project)
+                if seconds is not None:
+                    contender.stage_s.append(seconds)
     return result
+
+
+def _run_id(stdout: str) -> str | None:
+    found = re.search(r"\bjr_[0-9a-f]+", stdout)
+    return found.group() if found else None
+
+
+def run_duration_s(stdout: str, project: Path) -> float | None:
+    """The run's own duration from its record (the run id is the first word Sluice printed)."""
+    run_id = _run_id(stdout)
+    if run_id is None:
+        return None
+    with sqlite3.connect(project / ".sluice" / "runs.db") as con:
+        row = con.execute(
+            "SELECT started_at, ended_at FROM job_runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+    if row is None or row[1] is None:
+        return None
+    return (datetime.fromisoformat(row[1]) - datetime.fromisoformat(row[0])).total_seconds()
+
+
+def sluice_stage_s(stdout: str, project: Path) -> float | None:
+    """Seconds from the start of the run's first extract task to the end of its last, from
+    the run's task records (the run id is the first word Sluice printed)."""
+    run_id = _run_id(stdout)
+    if run_id is None:
+        return None
+    with sqlite3.connect(project / ".sluice" / "runs.db") as con:
+        first, last = con.execute(
+            "SELECT min(started_at), max(ended_at) FROM job_run_tasks "
+            "WHERE run_id = ? AND task LIKE 'extract:%'",
+            (run_id,),
+        ).fetchone()
+    if first is None or last is None:
+        return None
+    return (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
+
+
+def peer_stage_s(stdout: str, project: Path) -> float | None:
+    """The seconds the connectorx script printed after its row count."""
+    words = stdout.split()
+    return float(words[1]) if len(words) == 2 else None
 
 
 def _connect(kind: str, target: str) -> tuple[Any, str, str]:
@@ -385,3 +454,6 @@ def _measure_incremental(
             return
         result.full.append(full)
         result.incremental.append(incremental)
+        durations = [run_duration_s(r.stdout.read_text(), project) for r in (full, incremental)]
+        if None not in durations:
+            result.run_s.append((durations[0] or 0.0, durations[1] or 0.0))

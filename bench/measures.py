@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 
@@ -13,6 +14,7 @@ class Measured(Protocol):
     wall_s: float
     max_rss_kib: int
     other_cores: float
+    stdout: Path
 
     @property
     def ok(self) -> bool: ...

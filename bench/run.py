@@ -878,6 +878,23 @@ def print_ingest(section: IngestSection) -> None:
             fmt(e.sluice.peak_rss_mib, ".0f"), fmt(e.peer.peak_rss_mib, ".0f"), f"{noise:.2f}",
         )  # fmt: skip
     out.print(table)
+    stages = Table(
+        title="extraction stage alone: first source read to last Parquet file written (no "
+        "process start, imports, planning or catalog commits); median; info"
+    )
+    for name in ("source", "scale", "sluice s", "sluice rows/s", "connectorx s",
+                 "peer rows/s", "÷ peer"):  # fmt: skip
+        stages.add_column(name, justify="left" if name == "source" else "right")
+    for e in section.extractions:
+        if e.sluice.median_stage_s is None or e.peer.median_stage_s is None:
+            continue
+        stages.add_row(
+            e.source, str(e.scale), fmt(e.sluice.median_stage_s, ".3f"),
+            fmt(e.stage_rows_per_s(e.sluice), ",.0f"), fmt(e.peer.median_stage_s, ".3f"),
+            fmt(e.stage_rows_per_s(e.peer), ",.0f"),
+            fmt(ratio(e.stage_rows_per_s(e.sluice), e.stage_rows_per_s(e.peer))),
+        )  # fmt: skip
+    out.print(stages)
     for inc in section.incremental:
         if inc.unavailable:
             out.print(
@@ -893,6 +910,13 @@ def print_ingest(section: IngestSection) -> None:
             f"{inc.new_lines:,} new order lines ({ingest_bench.NEW_LINES:.0%}) "
             f"{step:.2f} s (medians of {len(inc.full)})"
         )
+        if inc.run_ratio is not None:
+            full_run = statistics.median(f for f, _ in inc.run_s)
+            step_run = statistics.median(i for _, i in inc.run_s)
+            out.print(
+                f"  the runs' own durations (run record, no process start or exit): full "
+                f"{full_run:.2f} s, incremental {step_run:.2f} s, {inc.run_ratio:.2f}x (info)"
+            )
     out.print(targets_table("ingestion targets", ingest_targets(section)))
 
 
@@ -900,21 +924,24 @@ def ingest_json(section: IngestSection) -> dict[str, Any]:
     def contender(c: ingest_bench.Contender) -> dict[str, Any]:
         return {"unavailable": c.unavailable, "median_s": c.median_s,
                 "peak_rss_mib": c.peak_rss_mib, "other_cores": c.other_cores,
-                "runs_s": [r.wall_s for r in c.runs]}  # fmt: skip
+                "runs_s": [r.wall_s for r in c.runs], "stage_s": c.stage_s}  # fmt: skip
 
     return {
         "extractions": [
             {"source": e.source, "scale": e.scale, "rows": e.rows, "unavailable": e.unavailable,
              "sluice": contender(e.sluice), "connectorx": contender(e.peer),
              "sluice_rows_per_s": e.rows_per_s(e.sluice),
-             "connectorx_rows_per_s": e.rows_per_s(e.peer)}
+             "connectorx_rows_per_s": e.rows_per_s(e.peer),
+             "sluice_stage_rows_per_s": e.stage_rows_per_s(e.sluice),
+             "connectorx_stage_rows_per_s": e.stage_rows_per_s(e.peer)}
             for e in section.extractions
         ],
         "incremental": [
             {"source": inc.source, "scale": inc.scale, "new_lines": inc.new_lines,
              "others_cdc": inc.captured,
              "unavailable": inc.unavailable, "full_s": [r.wall_s for r in inc.full],
-             "incremental_s": [r.wall_s for r in inc.incremental], "ratio": inc.ratio}
+             "incremental_s": [r.wall_s for r in inc.incremental], "ratio": inc.ratio,
+             "run_s": inc.run_s, "run_ratio": inc.run_ratio}
             for inc in section.incremental
         ],
         "targets": [target_json(t) for t in ingest_targets(section)],
