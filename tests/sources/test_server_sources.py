@@ -20,7 +20,7 @@ from sluice.duck import connect as duckdb_connect
 from sluice.errors import ConfigError, SourceError
 from sluice.ingest.extract import EXTRACTED_AT_COLUMN, RUN_ID_COLUMN
 from sluice.project import Project
-from sluice.sources.base import open_source
+from sluice.sources.base import RowsAbove, RowsAmong, open_source
 from sluice.sources.classicmodels import expected_row_counts, write_classicmodels
 from sluice.sources.dump import load_dump
 from sluice.sources.server import ServerSource
@@ -56,6 +56,16 @@ def test_a_server_source_gives_the_same_lake_as_sqlite(
     dialect, url = target
     counts = write_classicmodels(url, scale=1, seed=SEED)
     assert counts == expected_row_counts(1)
+    if dialect == "postgresql":  # analyzed as loaded: the planner knows the tables' sizes
+        with psycopg.connect(url) as con:
+            analyzed = dict(
+                con.execute(
+                    "SELECT relname, CAST(reltuples AS bigint) FROM pg_class "
+                    "WHERE relnamespace = CAST(current_schema() AS regnamespace) "
+                    "AND relkind = 'r'"
+                ).fetchall()
+            )
+        assert analyzed == {name: n for name, n in counts.items()}
     Project.init(tmp_path / "project", source_url=url)
     project = Project.open(tmp_path / "project")
     attaches = []
@@ -293,3 +303,40 @@ def test_postgresql_numeric_and_bit_types_read_without_rounding(
         (2, -0.25, 255, "", False),
         (3, None, None, None, None),
     ]
+
+
+def test_postgresql_reads_a_key_range_or_list_in_one_query_on_its_index(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    name = 'line "items'
+    quoted = '"line ""items"'
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute(f'CREATE TABLE {quoted} ("order No" integer, code text, qty integer)')
+        con.execute(f'CREATE INDEX ON {quoted} ("order No")')
+        con.execute(f"CREATE INDEX ON {quoted} (code)")
+        con.execute(
+            f"INSERT INTO {quoted} SELECT n, 'P' || n, n FROM generate_series(1, 20000) AS n"
+        )
+        con.execute(f"INSERT INTO {quoted} VALUES (20001, 'O''Hara', 1)")
+        con.execute(f"ANALYZE {quoted}")
+        source = open_source(postgres_url, base_dir=tmp_path)
+        (table,) = source.tables()
+        assert table.name == name
+        duck = duckdb_connect()
+        source.attach(duck, "src")
+
+        def read(rows: RowsAbove | RowsAmong) -> list[tuple[object, ...]]:
+            relation = source.relation_holding("src", table, rows, tmp_path)
+            assert relation.startswith("postgres_query(")
+            found = duck.execute(f"SELECT * FROM {relation} ORDER BY 1").fetchall()
+            # The server answers the same query through an index, not by a full scan.
+            query = relation.split(", '", 1)[1][:-2].replace("''", "'")
+            plan = " ".join(str(r[0]) for r in con.execute(f"EXPLAIN {query}").fetchall())
+            assert "Seq Scan" not in plan, plan
+            return found
+
+        assert read(RowsAbove("order No", 19998)) == [
+            (19999, "P19999", 19999), (20000, "P20000", 20000), (20001, "O'Hara", 1),
+        ]  # fmt: skip
+        assert [r[0] for r in read(RowsAmong("order No", (5, 17, 20001)))] == [5, 17, 20001]
+        assert read(RowsAmong("code", ("O'Hara", "P7"))) == [(7, "P7", 7), (20001, "O'Hara", 1)]

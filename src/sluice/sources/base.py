@@ -79,9 +79,9 @@ class Source(Protocol):
 
     def relation_holding(self, alias: str, table: SourceTable, rows: Rows, work_dir: Path) -> str:
         """A DuckDB FROM item like ``relation`` that holds at least ``rows`` of ``table``: the
-        caller still filters it. A source that filters on its own side (a server, through
-        DuckDB's scanner) returns ``relation``; one that cannot may copy the rows into
-        ``work_dir``."""
+        caller still filters it. A source whose scanner sends the caller's filter on
+        returns ``relation``; one whose server would scan the table for it asks for the rows
+        in a query of its own; one that cannot filter may copy the rows into ``work_dir``."""
         ...
 
     def write_privileges(self) -> list[str]:

@@ -24,6 +24,7 @@ from sluice.errors import ConfigError, SourceError, SourceUnavailableError
 from sluice.sources.base import (
     Attached,
     Rows,
+    RowsAbove,
     SourceColumn,
     SourceTable,
     is_connection_error,
@@ -140,8 +141,9 @@ class ServerSource:
         return f"{alias}.{quote_ident(table.name)}"
 
     def relation_holding(self, alias: str, table: SourceTable, rows: Rows, work_dir: Path) -> str:
-        """The table as ``relation``: DuckDB's scanner sends the caller's filter (a
-        comparison, an ``IN`` list) to the server."""
+        """The table as ``relation``: DuckDB's MariaDB/MySQL scanner sends the caller's
+        filter (a comparison, an ``IN`` list) to the server in one query, which uses the
+        column's index."""
         return self.relation(alias, table)
 
     def write_privileges(self) -> list[str]:
@@ -261,6 +263,24 @@ class PostgresSource(ServerSource):
         """The attached table in the URL's schema."""
         return f"{alias}.{quote_ident(self.schema)}.{quote_ident(table.name)}"
 
+    def relation_holding(self, alias: str, table: SourceTable, rows: Rows, work_dir: Path) -> str:
+        """The result of a query the server runs with ``rows`` as its WHERE clause.
+
+        The scanner reads a table in ranges of its physical blocks, each query filtered: the
+        server scans the whole table for a few new rows (30,000 of 3 million order lines:
+        0.13 s). Asked for them by key in one query, it uses the key's index (0.01 s).
+        """
+        column = _pg_ident(rows.column)
+        if isinstance(rows, RowsAbove):
+            where = f"{column} > {int(rows.bound)}"
+        else:
+            where = f"{column} IN ({', '.join(_pg_literal(v) for v in rows.values)})"
+        columns = ", ".join(_pg_ident(c.name) for c in table.columns)
+        inner = (
+            f"SELECT {columns} FROM {_pg_ident(self.schema)}.{_pg_ident(table.name)} WHERE {where}"
+        )
+        return f"postgres_query({quote_literal(alias)}, {quote_literal(inner)})"
+
     def _columns_sql(self, alias: str) -> str:
         inner = (
             "SELECT cl.relname, a.attname, format_type(a.atttypid, a.atttypmod), "
@@ -282,3 +302,23 @@ class PostgresSource(ServerSource):
         superuser = "SELECT 'SUPERUSER' FROM pg_roles WHERE rolname = current_user AND rolsuper"
         inner = f"{checks} UNION {superuser}"
         return f"SELECT * FROM postgres_query({quote_literal(alias)}, {quote_literal(inner)})"
+
+
+def _pg_ident(name: str) -> str:
+    """A PostgreSQL identifier, quoted.
+
+    >>> _pg_ident('order"Number')
+    '"order""Number"'
+    """
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _pg_literal(value: int | str) -> str:
+    """A PostgreSQL constant: an integer as is, text quoted (the column's type applies).
+
+    >>> _pg_literal(7), _pg_literal("S10_1678"), _pg_literal("O'Hara")
+    ('7', "'S10_1678'", "'O''Hara'")
+    """
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("'", "''") + "'"

@@ -543,6 +543,12 @@ class PostgresWriter(_ServerWriter):
         except SourceError:
             self.abort()
             raise
+        # Statistics now, not whenever autovacuum gets to it: without them the planner
+        # guesses, and reads a range of keys (an incremental run's new rows) by a full scan.
+        with contextlib.suppress(SourceError, psycopg.Error):
+            for name in self.tables:
+                self._run(f"ANALYZE {_dq(name)}")
+            self.con.commit()
         self.con.close()
         self.con = None
 
