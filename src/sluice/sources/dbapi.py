@@ -15,10 +15,35 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sluice.config import redact, resolve_secrets
-from sluice.errors import SourceError, SourceUnavailableError
+from sluice.errors import ConfigError, SourceError, SourceUnavailableError
 from sluice.sources.base import is_connection_error
 
 CONNECT_TIMEOUT = 10
+
+_SCHEMES = {
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+}
+
+
+def url_dialect(url: str) -> str:
+    """The target dialect a URL names: sqlite, mysql or postgresql.
+
+    >>> url_dialect("mariadb://me@db/shop"), url_dialect("postgres://me@db/shop")
+    ('mysql', 'postgresql')
+    """
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    dialect = _SCHEMES.get(scheme)
+    if dialect is None or "://" not in url:
+        raise ConfigError(
+            f"Unsupported target URL '{redact(url)}'.",
+            hint="Use sqlite:///file.db, mysql://user@host:3306/db or "
+            "postgresql://user@host:5432/db.",
+        )
+    return dialect
 
 
 @dataclass
@@ -79,8 +104,6 @@ class Database:
 
 def open_database(url: str, *, base_dir: Path) -> Database:
     """Connect to the database ``url`` names (``${env:VAR}`` passwords resolved)."""
-    from sluice.sources.writers import url_dialect
-
     dialect = url_dialect(url)
     shown = redact(url)
     if dialect == "sqlite":

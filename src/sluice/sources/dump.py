@@ -250,7 +250,8 @@ def load_dump(
     All or nothing: on any error the target is left as it was. Tables that exist are
     refused unless ``replace``. ``encoding`` as in :func:`read_dump`.
     """
-    from sluice.sources.writers import open_writer, url_dialect
+    from sluice.sources.dbapi import url_dialect
+    from sluice.sources.writers import open_writer
 
     url_dialect(url)
     events = read_dump(path, encoding=encoding)

@@ -37,33 +37,10 @@ from urllib.parse import unquote, urlsplit
 from sluice.config import redact, resolve_secrets
 from sluice.errors import ConfigError, SourceError, SourceUnavailableError, TargetExistsError
 from sluice.sources.classicmodels.schema import ForeignKey, Table, sqlite_ddl
+from sluice.sources.dbapi import url_dialect
 
 BATCH_ROWS = 10_000
 _CONNECT_TIMEOUT = 10
-_SCHEMES = {
-    "sqlite": "sqlite",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-}
-
-
-def url_dialect(url: str) -> str:
-    """The target dialect a URL names: sqlite, mysql or postgresql.
-
-    >>> url_dialect("mariadb://me@db/shop"), url_dialect("postgres://me@db/shop")
-    ('mysql', 'postgresql')
-    """
-    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
-    dialect = _SCHEMES.get(scheme)
-    if dialect is None or "://" not in url:
-        raise ConfigError(
-            f"Unsupported target URL '{redact(url)}'.",
-            hint="Use sqlite:///file.db, mysql://user@host:3306/db or "
-            "postgresql://user@host:5432/db.",
-        )
-    return dialect
 
 
 def open_writer(url: str, *, replace: bool = False, base_dir: Path | None = None) -> Writer:

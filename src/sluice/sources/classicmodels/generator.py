@@ -128,7 +128,8 @@ def write_classicmodels(
     The same writers as ``load_dump``: all or nothing, existing tables refused unless
     ``replace``. Returns the row count of every table.
     """
-    from sluice.sources.writers import open_writer, url_dialect
+    from sluice.sources.dbapi import url_dialect
+    from sluice.sources.writers import open_writer
 
     url_dialect(url)
     _check_numbers(scale, seed)
