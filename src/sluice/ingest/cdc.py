@@ -231,6 +231,10 @@ def extract_changes(
     else:
         values = _changed_values(con, logged, first_key) if narrow is not None else None
         source = narrow(first_key.name, values) if narrow and values else relation
+        if not count:
+            # Nothing logged: an empty read, which DuckDB answers without scanning the
+            # source (a join with the empty key list still reads much of the table).
+            source = f"(SELECT * FROM {relation} WHERE false)"
         fresh = read(
             f"(SELECT s.* FROM {source} AS s "
             f"SEMI JOIN (SELECT DISTINCT {keys} FROM {logged}) AS k USING ({keys})"

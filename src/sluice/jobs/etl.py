@@ -32,7 +32,7 @@ from sluice.core import (
     WrittenTable,
 )
 from sluice.duck import write_parquet
-from sluice.errors import CheckFailedError, ConfigError, LockedError, did_you_mean
+from sluice.errors import CheckFailedError, ConfigError, LockedError, SourceError, did_you_mean
 from sluice.ingest.cdc import CDC_CURSOR, check_cdc_spec, extract_changes
 from sluice.ingest.drift import DriftPlan, blocked, log_drift, plan_drift
 from sluice.ingest.extract import extract_table
@@ -139,9 +139,11 @@ class EtlRun:
     merged: dict[TableName, tuple[frozenset[str], tuple[str, ...]]] = field(default_factory=dict)
     """Models merged by key this run: their key columns and the files merged into."""
     _published: dict[TableName, PublishedTable] | None = None
+    _log_end: LogPosition | SourceError | None = None
     _passed: dict[str, frozenset[tuple[str, str, str]]] = field(default_factory=dict)
     _files_lock: threading.Lock = field(default_factory=threading.Lock)
     _published_lock: threading.Lock = field(default_factory=threading.Lock)
+    _log_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def published(self, table: TableName) -> PublishedTable | None:
         """The snapshot of ``table`` readers use now (read from the catalog once a run)."""
@@ -566,8 +568,8 @@ def _cursor_columns(run: EtlRun, tables: list[SourceTable]) -> dict[str, SourceC
 
 
 def _captured(run: EtlRun, tables: list[SourceTable]) -> frozenset[str]:
-    """Check the job's CDC specs; the tables whose logged changes are applied (their log
-    positions are read when they are extracted, under their merge lock)."""
+    """Check the job's CDC specs; the tables whose logged changes are applied (up to the
+    log position ``_log_position`` reads when the first of them is extracted)."""
     by_name = {t.name: t for t in tables}
     captured = set()
     for name, spec in run.job.cdc.items():
@@ -741,7 +743,7 @@ def _extract_one(
     if table.name in run.captured:
         _hold_merge_lock(run, target)
         cursor_before, files = _cursor(run, target, CDC_CURSOR)
-        position = log_position(run.source.url, [table.name], base_dir=run.root)
+        position = _log_position(run, table.name, cursor_before)
         written = extract_changes(
             cursor,
             relation=run.source.relation(SOURCE_ALIAS, table),
@@ -832,6 +834,42 @@ def _unchanged_snapshot(
     if published is None or set(published.files) != set(current):
         return None
     return published.commit()
+
+
+def _log_position(run: EtlRun, table: str, before: Cursor) -> LogPosition:
+    """Where the source's change log ends: read once a run for all its captured tables (one
+    connection, not one per table), and again for a table whose committed position is
+    ahead of that (another run applied its changes meanwhile) or when that read failed."""
+    with run._log_lock:
+        if run._log_end is None:
+            try:
+                run._log_end = log_position(run.source.url, sorted(run.captured), base_dir=run.root)
+            except SourceError as exc:
+                run._log_end = exc
+        shared = run._log_end
+    if isinstance(shared, LogPosition) and _covers(shared, LogPosition.parse(before.value)):
+        return shared
+    return log_position(run.source.url, [table], base_dir=run.root)
+
+
+def _covers(end: LogPosition, committed: LogPosition | None) -> bool:
+    """Whether a table whose cursor is ``committed`` can read up to ``end`` without moving
+    its cursor back.
+
+    >>> end = LogPosition("e1", 10)
+    >>> _covers(end, None), _covers(end, LogPosition("e1", 9)), _covers(end, end)
+    (True, True, True)
+    >>> _covers(end, LogPosition("e1", 11)), _covers(end, LogPosition("e1", 10, (7,)))
+    (False, False)
+    >>> _covers(end, LogPosition("e0", 99))  # of another log: the table is read afresh
+    True
+    """
+    return (
+        committed is None
+        or committed.epoch != end.epoch
+        or committed.seq < end.seq
+        or committed == end
+    )
 
 
 def _unmoved(before: str | None, after: str | None) -> bool:
