@@ -5,7 +5,7 @@ Severity ``error`` blocks the publish; ``warn`` is recorded in the run report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from sluice.config import CheckSpec, ForeignKeyCheck
@@ -39,8 +39,8 @@ class Check:
 
     @property
     def row_by_row(self) -> bool:
-        """Whether each row of the model passes or fails on its own (``not_null``, and
-        ``foreign_key`` while the referenced table stays as it was)."""
+        """Whether each row of the model passes or fails on its own: ``not_null``, and
+        ``foreign_key`` as long as the referenced table keeps its keys."""
         return self.kind in ("not_null", "foreign_key")
 
     @property
@@ -56,17 +56,7 @@ class Check:
         if self.table is None or self.spec is None:
             raise ValueError(f"check {self.name} was not compiled from a spec")
         scoped = compile_check(self.table, self.spec, rows=relation)
-        return Check(
-            self.name,
-            self.model,
-            self.kind,
-            self.severity,
-            scoped.sql,
-            self.reads,
-            scoped.proof,
-            self.table,
-            self.spec,
-        )
+        return replace(self, sql=scoped.sql, proof=scoped.proof)
 
 
 def references_kept(con: duckdb.DuckDBPyConnection, check: Check, old: tuple[str, ...]) -> bool:
