@@ -101,6 +101,10 @@ def test_every_task_state_is_recorded_and_shown(project: Project) -> None:
     assert shown.stdout.splitlines()[0] == "SUCCEEDED"
     rows = [line for line in shown.stdout.splitlines() if "transform:fact_orders" in line]
     assert len(rows) == 1 and "SUCCEEDED" in rows[0]
+    checks = [line for line in shown.stdout.splitlines() if "│ check:" in line]
+    assert len(checks) == CHECKS
+    assert sum("0 bad rows (all rows)" in line for line in checks) == CHECKS
+    assert any("fact_orders unique(orderNumber, orderLineNumber)" in line for line in checks)
 
 
 def test_from_reruns_a_task_and_what_follows_and_publishes_one_consistent_set(

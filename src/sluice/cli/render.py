@@ -119,15 +119,33 @@ def runs_table(runs: list[JobRun]) -> Table:
     return table
 
 
+def task_note(task: TaskRecord) -> str:
+    """A task's error or note; for a check that ran, what it found and on which rows.
+
+    >>> from sluice.jobs.store import TaskRecord, TaskState
+    >>> out = {"check": "unique(id)", "model": "dim_x", "failing_rows": 0, "scope": "new rows"}
+    >>> task_note(TaskRecord("check:3", TaskState.SUCCEEDED, None, None, 1, None, None, out))
+    '0 bad rows (new rows): dim_x unique(id)'
+    """
+    if task.error or task.detail:
+        return task.error or task.detail or ""
+    out = task.output or {}
+    if "check" not in out:
+        return ""
+    scope = out.get("scope", "all rows")
+    return f"{out['failing_rows']:,} bad rows ({scope}): {out['model']} {out['check']}"
+
+
 def tasks_table(tasks: list[TaskRecord]) -> Table:
-    """A run's tasks: state, times, attempts, error or what a skipped task reuses."""
+    """A run's tasks: state, times, attempts, error or what a skipped task reuses, and what
+    each check found."""
     table = Table()
     table.add_column("task", no_wrap=True)
     table.add_column("state", no_wrap=True, min_width=9)
     table.add_column("started (UTC)", no_wrap=True)
     table.add_column("duration", no_wrap=True)
     table.add_column("attempts", justify="right")
-    table.add_column("error / note")
+    table.add_column("error / note", min_width=24)
     for task in tasks:
         duration = task.duration_seconds
         table.add_row(
@@ -136,7 +154,7 @@ def tasks_table(tasks: list[TaskRecord]) -> Table:
             task.started_at.strftime("%H:%M:%S") if task.started_at else "",
             f"{duration:.1f}s" if duration is not None else "",
             str(task.attempts),
-            (task.error or task.detail or "")[:100],
+            task_note(task)[:100],
         )
     return table
 
