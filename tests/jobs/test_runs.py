@@ -87,7 +87,8 @@ def test_stop_ends_a_run_as_stopped_with_nothing_published(project: Project) -> 
     started = project.jobs.start("etl")
     wait_for(project, started.run_id, stage="transform")
     stopped = sluice_cli("job", "stop", "etl", started.run_id, "--project", project.root)
-    assert stopped.stdout.strip() == "STOPPING"
+    # The state right after asking: STOPPING, or STOPPED when the run let go that fast.
+    assert stopped.stdout.strip() in {"STOPPING", "STOPPED"}, stopped.stderr
     final = wait_for(project, started.run_id, final=True, timeout=30)
     assert final.state == "STOPPED"
     assert "stopped on request" in (final.error or "")
