@@ -1025,7 +1025,7 @@ def _run_check(run: EtlRun, cursor: duckdb.DuckDBPyConnection, check: Check) -> 
         return CheckResult(
             check.name, check.model, check.severity, check.sql, failing_rows=0, scope="none"
         )
-    scoped = run_check(cursor, check.on_rows(f"read_parquet({parquet_list(files)})"))
+    scoped = run_check(cursor, check.on_rows(_files_relation(files)))
     return replace(scoped, sql=check.sql, scope="new rows")
 
 
@@ -1060,7 +1060,9 @@ def _unchecked_files(
             return None
         if set(run.exposed.get(other, ())) != set(same.files) and not (
             # the check's SQL also tests the changed table's keys: it must run
-            unchecked and check.kind == "foreign_key" and references_kept(cursor, check, same.files)
+            unchecked
+            and check.kind == "foreign_key"
+            and references_kept(cursor, check, _files_relation(same.files))
         ):
             return None
     if check.unique_columns and unchecked:
@@ -1111,12 +1113,16 @@ def _expose(
     exposed: dict[TableName, tuple[str, ...]],
 ) -> None:
     """Make ``table`` a view over its data files; ``exposed`` records which."""
-    listed = ", ".join(duck.quote_literal(p) for p in files)
     con.execute(
         f"CREATE OR REPLACE VIEW {table.database}.{duck.quote_ident(table.name)} AS "
-        f"SELECT * FROM read_parquet([{listed}])"
+        f"SELECT * FROM {_files_relation(files)}"
     )
     exposed[table] = files
+
+
+def _files_relation(files: tuple[str, ...]) -> str:
+    """The rows of Parquet data files, as a DuckDB FROM item."""
+    return f"read_parquet({parquet_list(files)})"
 
 
 def _remove_old_files(run: EtlRun, commits: list[TableCommit]) -> None:

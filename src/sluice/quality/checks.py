@@ -59,20 +59,19 @@ class Check:
         return replace(self, sql=scoped.sql, proof=scoped.proof)
 
 
-def references_kept(con: duckdb.DuckDBPyConnection, check: Check, old: tuple[str, ...]) -> bool:
-    """Whether every key the referenced table of a ``foreign_key`` check had in the Parquet
-    files ``old`` is still a key of it, so that rows that passed the check then still do."""
+def references_kept(con: duckdb.DuckDBPyConnection, check: Check, old: str) -> bool:
+    """Whether every key the referenced table of a ``foreign_key`` check had in ``old`` (a
+    DuckDB FROM item: that table as an earlier run left it) is still a key of it, so that
+    rows that passed the check then still do."""
     import duckdb
 
     if check.table is None or check.spec is None or check.spec.foreign_key is None:
         return False
     _, column, ref_sql = _reference(check.table.database, check.spec.foreign_key)
     key = quote_ident(column)
-    listed = ", ".join(quote_literal(f) for f in old)
     try:
         row = con.execute(
-            f"SELECT count(*) FROM (SELECT {key} FROM read_parquet([{listed}]) "
-            f"EXCEPT SELECT {key} FROM {ref_sql})"
+            f"SELECT count(*) FROM (SELECT {key} FROM {old} EXCEPT SELECT {key} FROM {ref_sql})"
         ).fetchone()
     except duckdb.InterruptException:
         raise
